@@ -1,0 +1,26 @@
+# Sourced by the scripts: installs the Debian packages the project needs that are missing.
+# Runs apt-get only as root and only when something is missing; `apt-get update` runs once.
+
+sluice_install_missing() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "sluice: missing Debian packages: ${missing[*]}" >&2
+    echo "sluice: run as root, or install them with: sudo apt-get install ${missing[*]}" >&2
+    return 1
+  fi
+  echo "sluice: installing ${missing[*]}" >&2
+  if [ -z "${SLUICE_APT_UPDATED:-}" ]; then
+    apt-get update -qq || return 1
+    export SLUICE_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
+}
+
+# Build tools and libraries every build needs.
+SLUICE_BUILD_PACKAGES=(g++ cmake ninja-build libboost-dev libgtest-dev libbenchmark-dev)
+# The tsan preset uses clang++ and its sanitizer runtimes.
+SLUICE_TEST_PACKAGES=(clang libclang-rt-14-dev)

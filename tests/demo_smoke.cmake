@@ -1,0 +1,17 @@
+# Runs the fast/slow demo for a short while and checks its summary line by line.
+execute_process(COMMAND ${DEMO} --items 200000 --capacity 1000 --consumer-pause-us 50
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
+message("${out}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "demo exited with ${rc}: ${err}")
+endif()
+foreach(expected "produced: 200000 items" "consumed: 200000 items" "verified: every item in order, none lost or duplicated")
+  string(FIND "${out}" "${expected}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "demo output lacks '${expected}'")
+  endif()
+endforeach()
+string(REGEX MATCH "producer found the ring full: ([0-9]+) times" _ "${out}")
+if(NOT CMAKE_MATCH_1 OR CMAKE_MATCH_1 EQUAL 0)
+  message(FATAL_ERROR "a slow consumer must make the fast producer find the ring full at least once")
+endif()
