@@ -60,8 +60,8 @@ void sluice_push_pop(benchmark::State& state) {
       });
 }
 
-void boost_push_pop(benchmark::State& state) {
-  boost::lockfree::spsc_queue<std::uint64_t> queue(capacity);
+template <class Queue>
+void boost_queue_push_pop(benchmark::State& state, Queue& queue) {
   run(
       state, [&](std::uint64_t i) { while (!queue.push(i)) {} },
       [&]() -> std::uint64_t {
@@ -72,16 +72,14 @@ void boost_push_pop(benchmark::State& state) {
       });
 }
 
+void boost_push_pop(benchmark::State& state) {
+  boost::lockfree::spsc_queue<std::uint64_t> queue(capacity);
+  boost_queue_push_pop(state, queue);
+}
+
 void boost_fixed_push_pop(benchmark::State& state) {
   boost::lockfree::spsc_queue<std::uint64_t, boost::lockfree::capacity<capacity>> queue;
-  run(
-      state, [&](std::uint64_t i) { while (!queue.push(i)) {} },
-      [&]() -> std::uint64_t {
-        std::uint64_t x;
-        if (!queue.pop(x)) return 0;
-        benchmark::DoNotOptimize(x);
-        return 1;
-      });
+  boost_queue_push_pop(state, queue);
 }
 
 // Zero-copy batches: reserve up to 64 items, fill in place, commit once; read all, release once.
