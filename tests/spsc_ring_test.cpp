@@ -43,8 +43,8 @@ struct test_access {
     r.cached_write_ = pos;
     r.widx_ = index;
     r.ridx_ = index;
-    r.skip_at_.store(pos - 1, std::memory_order_relaxed);  // "one before": never a read position
-    r.cached_skip_ = pos - 1;
+    r.skip_index_.store(0, std::memory_order_relaxed);  // no pending skip, as in a new ring
+    r.cached_skip_index_ = spsc_ring<T>::no_skip;
   }
   // Start of the ring's storage (owned or caller's).
   template <class T>
@@ -1113,6 +1113,42 @@ TEST(BipSkip, PartialCommitOfWrappedGrant) {
   std::iota(g.begin(), g.end(), 101u);
   g.commit();
   EXPECT_EQ(drain(f.r), (std::vector<u32>{4, 5, 100, 101, 102, 103}));
+}
+
+// The skip marker never aliases: with cursors crossing 2^64 and no wrapped grant ever made,
+// the read position passing 2^64 - 1 must not be taken for a skipped tail.
+TEST(BipSkip, NoFalseSkipWhenCursorsCross2To64) {
+  sluice::spsc_ring<u32> r(4);
+  sluice::detail::test_access::set_position(r, ~std::uint64_t{0} - 2, 1);
+  for (int lap = 0; lap < 3; ++lap) {
+    for (u32 i = 0; i < 4; ++i) ASSERT_TRUE(r.try_push(i));
+    for (u32 i = 0; i < 4; ++i) ASSERT_EQ(r.try_pop(), std::optional<u32>(i)) << "lap " << lap;
+    EXPECT_FALSE(r.try_pop());
+  }
+}
+
+// A skip passed through a split release is cleared: the same storage index in the next lap is
+// ordinary data.
+TEST(BipSkip, PassedSkipIsForgottenInTheNextLap) {
+  sluice::spsc_ring<u32> r(5);
+  for (u32 i = 0; i < 4; ++i) ASSERT_TRUE(r.try_push(i));  // indexes 0..3
+  pop_seq(r, 0, 3);  // read index 3
+  {
+    auto g = r.try_reserve(2);  // index 4 is 1 long: wraps to 0, skipping index 4
+    ASSERT_EQ(g.size(), 2u);
+    g[0] = 10;
+    g[1] = 11;
+    g.commit();
+  }
+  {
+    auto s = r.try_read_split();  // 3 | skip | 10 11
+    ASSERT_EQ(s.first().size(), 1u);
+    ASSERT_EQ(s.second().size(), 2u);
+    s.release();
+  }
+  // Now at index 2 of the next lap: fill through index 4 (where the old skip was) and beyond.
+  for (u32 i = 20; i < 25; ++i) ASSERT_TRUE(r.try_push(i));
+  EXPECT_EQ(drain(r), (std::vector<u32>{20, 21, 22, 23, 24}));
 }
 
 // ============================================================================ up-to grants

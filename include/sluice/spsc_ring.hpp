@@ -11,11 +11,17 @@
 //
 // A write grant is contiguous. When the free run at the end of the storage is too short but the
 // start of the storage has room, the grant wraps to index 0 and the tail it leaves behind is
-// *skipped* (the bip-buffer trick): on commit the producer stores the skip's position in
-// `skip_at_` and advances `write_` past tail and data together. The consumer, on reaching that
-// position, jumps to the next lap instead of reading the tail. At most one skip is pending at a
-// time: to wrap again the producer needs the slot right after the previous lap boundary, which
-// the consumer frees only after it has passed the previous skip.
+// *skipped* (the bip-buffer trick): on commit the producer stores the storage index where the
+// skip starts in `skip_index_` (never 0: a skip starts inside a lap) and advances `write_` past
+// tail and data together. The consumer, on reaching that index, jumps to the next lap instead of
+// reading the tail, and clears `skip_index_` back to 0 ("none").
+//
+// At most one skip is pending at a time: to wrap again the producer needs the slot right after
+// the previous lap boundary, which the consumer frees only after it has passed (and cleared) the
+// previous skip. And the consumer is always in the lap of the pending skip: the producer wraps
+// only when the consumer stands within one capacity behind the skip's position, so within that
+// lap the index names exactly one position. Storage indexes, unlike positions, never alias, so
+// this stays exact however far the 64-bit cursors run.
 //
 // An empty ring grants any n <= capacity() wherever its cursors stand: when the ring is empty
 // (seen with a fresh load of `read_`) the whole storage is free, so a grant may wrap to index 0
@@ -28,15 +34,17 @@
 // Producer: writes elements, then `write_.store(release)`. Consumer: `write_.load(acquire)`,
 // then reads elements; so every element read was fully written. Symmetrically the consumer
 // finishes reading, then `read_.store(release)`; the producer's `read_.load(acquire)` orders its
-// later writes into those slots after the reads. `skip_at_` is stored (relaxed) before the
-// release of `write_` that covers it and loaded (relaxed) after the acquire of `write_`.
+// later writes into those slots after the reads. `skip_index_` is set (relaxed) before the
+// release of `write_` that covers it and loaded (relaxed) after the acquire of `write_`; the
+// consumer clears it (relaxed) before the release of `read_` that passes the skip, and the
+// producer sets it again only after acquiring that `read_`.
 //
 // Each side keeps a private copy of the other side's cursor and reloads it only when the copy
 // says "not enough": `try_push`, `try_pop` and `try_reserve` stay off the other side's cache line
 // in the common case. `try_read` and `try_reserve_up_to` always report everything that is there.
 //
-// Progress: every call is wait-free (no loops, no locks, no allocation, no system call) once
-// the ring is constructed.
+// Progress: every call is wait-free (no loops, no locks, no system call) once the ring is
+// constructed, and no successful call allocates (a throwing one builds its message).
 #pragma once
 
 #include <sluice/detail/config.hpp>
@@ -78,11 +86,11 @@ class spsc_ring {
   class split_write_grant;
   class split_read_grant;
 
-  /// Owns heap storage for `capacity` elements, aligned to 128 bytes.
+  /// Owns heap storage for `capacity` elements, aligned to 128 bytes (or alignof(T) if larger).
   /// Throws std::invalid_argument if capacity is 0 and std::length_error if capacity * sizeof(T)
   /// does not fit in a size_t; both before allocating.
   explicit spsc_ring(size_type capacity) : capacity_(checked_capacity(capacity)) {
-    void* raw = ::operator new(capacity_ * sizeof(T), std::align_val_t{detail::cache_line});
+    void* raw = ::operator new(capacity_ * sizeof(T), storage_alignment);
     std::memset(raw, 0, capacity_ * sizeof(T));
     data_ = static_cast<T*>(raw);
     owned_ = true;
@@ -97,7 +105,7 @@ class spsc_ring {
   spsc_ring& operator=(const spsc_ring&) = delete;
 
   ~spsc_ring() {
-    if (owned_) ::operator delete(static_cast<void*>(data_), std::align_val_t{detail::cache_line});
+    if (owned_) ::operator delete(static_cast<void*>(data_), storage_alignment);
   }
 
   /// Number of elements the ring holds when full. Any thread.
@@ -111,7 +119,8 @@ class spsc_ring {
     // Acquire pairs with the consumer's release of read_, which it made after acquiring a
     // write_ >= that value: so the write_ loaded next is never behind the read_ loaded here.
     const std::uint64_t r = read_.load(std::memory_order_acquire);
-    const std::uint64_t w = write_.load(std::memory_order_relaxed);  // any value >= r will do
+    // Relaxed: needs no pair of its own; the acquire above already makes it at least r.
+    const std::uint64_t w = write_.load(std::memory_order_relaxed);
     return static_cast<size_type>(std::min<std::uint64_t>(w - r, capacity_));
   }
 
@@ -243,7 +252,7 @@ class spsc_ring {
       refresh_write();
       if (r_ == cached_write_) return std::nullopt;
     }
-    if (r_ == cached_skip_) jump_skip();
+    if (ridx_ == cached_skip_index_) jump_skip();
     std::optional<T> value(data_[ridx_]);
     ++r_;
     if (++ridx_ == capacity_) ridx_ = 0;
@@ -256,6 +265,9 @@ class spsc_ring {
  private:
   friend struct detail::test_access;
 
+  // "No pending skip" in the consumer's cache: a value no storage index equals.
+  static constexpr size_type no_skip = std::numeric_limits<size_type>::max();
+
   struct run_choice {
     size_type size;  // elements granted
     size_type skip;  // tail skipped before them (0: no wrap)
@@ -265,6 +277,8 @@ class spsc_ring {
     size_type second;  // readable from index 0 after `first` (and after `gap`)
     size_type gap;     // skipped tail between them (0 if `first` ends at the storage end)
   };
+
+  static constexpr std::align_val_t storage_alignment{std::max(alignof(T), detail::cache_line)};
 
   static size_type checked_capacity(size_type capacity) {
     if (capacity == 0) detail::throw_bad_capacity("a ring's capacity must be at least 1 element");
@@ -315,7 +329,7 @@ class spsc_ring {
     w_ += k;
     widx_ += k;
     if (widx_ >= capacity_) widx_ -= capacity_;
-    // Release pairs with the consumer's acquire in refresh_write(): the elements (and skip_at_)
+    // Release pairs with the consumer's acquire in refresh_write(): the elements (and skip_index_)
     // written before this store are visible to it once it sees the new cursor.
     write_.store(w_, std::memory_order_release);
   }
@@ -324,8 +338,10 @@ class spsc_ring {
     write_open_ = false;
     if (k == 0) return;  // publishes nothing, skips nothing
     if (skip != 0) {
-      // Relaxed: ordered before the consumer's view by the release of write_ in publish_write().
-      skip_at_.store(w_, std::memory_order_relaxed);
+      // Relaxed: ordered before the consumer's view by the release of write_ in publish_write(),
+      // and after the consumer's clearing of the previous skip by the acquire of read_ that
+      // showed it passed (refresh_read()).
+      skip_index_.store(widx_, std::memory_order_relaxed);
       w_ += skip;
       widx_ = 0;
     }
@@ -343,16 +359,26 @@ class spsc_ring {
   void refresh_write() noexcept {
     // Acquire pairs with the producer's release in publish_write().
     cached_write_ = write_.load(std::memory_order_acquire);
-    // Relaxed: stored before that release. A newer value than the one it covered is possible
-    // only at or beyond cached_write_, so it never matches a read position below it.
-    cached_skip_ = skip_at_.load(std::memory_order_relaxed);
+    // Relaxed: set before that release. A newer value than the one it covered names a skip at or
+    // beyond cached_write_ (in the lap the read position is in), so it never matches a readable
+    // position: see readable_regions().
+    const size_type skip = skip_index_.load(std::memory_order_relaxed);
+    cached_skip_index_ = skip == 0 ? no_skip : skip;
   }
 
-  // The read position stands on a skipped tail: go to the start of the next lap and free the
-  // tail for the producer.
+  // The read position stands on a skipped tail: go to the start of the next lap. The caller
+  // then releases read_, freeing the tail for the producer.
   void jump_skip() noexcept {
     r_ += capacity_ - ridx_;
     ridx_ = 0;
+    clear_skip();
+  }
+
+  // We have passed the pending skip. Relaxed: the release of read_ that follows orders it before
+  // the producer's next skip_index_ store, which needs a read_ beyond this skip first.
+  void clear_skip() noexcept {
+    cached_skip_index_ = no_skip;
+    skip_index_.store(0, std::memory_order_relaxed);
   }
 
   // Everything committed now, as (first, second) runs, after jumping over a skip at the read
@@ -360,7 +386,9 @@ class spsc_ring {
   regions readable_regions() noexcept {
     refresh_write();
     if (r_ == cached_write_) return {0, 0, 0};
-    if (r_ == cached_skip_) {
+    // A pending skip lies in the read position's lap, at or after it. A newer one (set after the
+    // write_ we loaded) lies at or beyond cached_write_ > r_, so neither test below can match it.
+    if (ridx_ == cached_skip_index_) {
       jump_skip();
       // Release pairs with refresh_read(): the producer may reuse the skipped tail.
       read_.store(r_, std::memory_order_release);
@@ -368,9 +396,9 @@ class spsc_ring {
     const std::uint64_t avail = cached_write_ - r_;
     size_type first = static_cast<size_type>(std::min<std::uint64_t>(avail, capacity_ - ridx_));
     size_type gap = 0;
-    if (cached_skip_ - r_ < first) {  // a skip ahead, inside this lap
-      first = static_cast<size_type>(cached_skip_ - r_);
-      gap = capacity_ - ridx_ - first;
+    if (cached_skip_index_ > ridx_ && cached_skip_index_ - ridx_ < first) {  // a skip ahead
+      first = cached_skip_index_ - ridx_;
+      gap = capacity_ - cached_skip_index_;
     }
     return {first, static_cast<size_type>(avail - first - gap), gap};
   }
@@ -386,6 +414,7 @@ class spsc_ring {
     } else {
       r_ += first + gap + second;
       ridx_ = second;
+      if (gap != 0) clear_skip();  // passed it (with no gap there was none to pass)
     }
     // Release pairs with refresh_read(): our reads of these slots happen before the producer
     // overwrites them.
@@ -400,11 +429,12 @@ class spsc_ring {
   alignas(detail::cache_line) std::atomic<std::uint64_t> read_{0};
 
   // Elements (and skipped tails) the producer has published. Written by the producer, read by
-  // the consumer. skip_at_ shares the line: it is written only just before write_.
+  // the consumer.
   alignas(detail::cache_line) std::atomic<std::uint64_t> write_{0};
-  // Position of the pending skipped tail (a wrapped grant's start); initially "one before
-  // the start", a position the read cursor never stands on.
-  std::atomic<std::uint64_t> skip_at_{std::numeric_limits<std::uint64_t>::max()};
+  // Storage index where the pending skipped tail starts, in [1, capacity_), or 0 for none. Set by
+  // the producer when it commits a wrapped grant, cleared by the consumer when it passes the
+  // skip; never both at once (see the essay). Shares write_'s line: it changes once a lap at most.
+  std::atomic<size_type> skip_index_{0};
 
   // --- producer-private: written and read only by the producer.
   alignas(detail::cache_line) std::uint64_t w_ = 0;  // == write_ (our own copy, no atomic load)
@@ -416,7 +446,7 @@ class spsc_ring {
   alignas(detail::cache_line) std::uint64_t r_ = 0;  // == read_
   size_type ridx_ = 0;                               // storage index of r_, in [0, capacity_)
   std::uint64_t cached_write_ = 0;                   // <= write_: a possibly stale copy
-  std::uint64_t cached_skip_ = std::numeric_limits<std::uint64_t>::max();  // skip_at_ as of it
+  size_type cached_skip_index_ = no_skip;            // skip_index_ as of it; no_skip for none
   bool read_open_ = false;                           // a read grant is outstanding
 
   // --- constant after construction, read by both.
