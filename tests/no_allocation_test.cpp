@@ -1,6 +1,7 @@
 // Proves the hot paths never allocate: the global operator new is replaced by one that counts
 // calls while counting is armed. The ring is built first (its only allocation), then every
 // producer and consumer call runs, in one thread and in two, with counting armed.
+#include <sluice/record_ring.hpp>
 #include <sluice/spsc_ring.hpp>
 
 #include <gtest/gtest.h>
@@ -95,6 +96,61 @@ TEST(NoAllocation, TwoThreads) {
   consumer.join();
   armed.store(false, std::memory_order_relaxed);
   EXPECT_EQ(received, 1000000u);
+  EXPECT_EQ(allocations.load(std::memory_order_relaxed), 0);
+}
+
+// Every record-ring call: reserve, commit, partial commit, discard, read, iterate, release.
+template <class Ring>
+void exercise_records(Ring& ring, int rounds) {
+  for (int i = 0; i < rounds; ++i) {
+    auto a = ring.try_reserve(static_cast<std::size_t>(i % 100));
+    auto b = ring.try_reserve(17);
+    auto c = ring.try_reserve(0);
+    if (b) b.commit(3);
+    if (a) a.commit();
+    c.discard();
+    (void)ring.size_approx();
+    (void)ring.in_flight();
+    if (auto batch = ring.try_read()) {
+      std::size_t bytes = 0;
+      for (auto record : batch) bytes += record.size();
+      if (i % 2) batch.release(batch.size() / 2);
+      else batch.release();
+    }
+  }
+}
+
+TEST(NoAllocation, RecordRingsNeverAllocate) {
+  sluice::spsc_record_ring spsc(1024);
+  sluice::mpsc_record_ring mpsc(1024);
+  armed.store(true, std::memory_order_relaxed);
+  exercise_records(spsc, 100000);
+  exercise_records(mpsc, 100000);
+  armed.store(false, std::memory_order_relaxed);
+  EXPECT_EQ(allocations.load(std::memory_order_relaxed), 0);
+}
+
+TEST(NoAllocation, RecordRingsFromManyThreads) {
+  sluice::mpsc_record_ring ring(4096);
+  std::atomic<int> done{0};
+  std::atomic<bool> go{false};
+  std::thread producers[2];  // started before counting: starting a thread allocates
+  for (auto& p : producers)
+    p = std::thread([&] {
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();  // pairs with the store below
+      for (int i = 0; i < 100000;)
+        if (auto g = ring.try_reserve(static_cast<std::size_t>(i % 64))) { g.commit(); ++i; }
+      done.fetch_add(1, std::memory_order_release);  // pairs with the acquire below
+    });
+  armed.store(true, std::memory_order_relaxed);
+  go.store(true, std::memory_order_release);
+  for (;;) {
+    const bool finished = done.load(std::memory_order_acquire) == 2;
+    if (auto batch = ring.try_read()) batch.release();
+    else if (finished) break;
+  }
+  for (auto& p : producers) p.join();
+  armed.store(false, std::memory_order_relaxed);
   EXPECT_EQ(allocations.load(std::memory_order_relaxed), 0);
 }
 

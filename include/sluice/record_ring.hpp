@@ -1,0 +1,527 @@
+// sluice::spsc_record_ring and sluice::mpsc_record_ring: framed, variable-length records from
+// one or many producer threads to one consumer thread, reserved and read in place.
+//
+// The layout
+// ----------
+// The storage is a byte ring of capacity() bytes, a multiple of 8. Every record starts at an
+// 8-byte boundary with an 8-byte header, followed by its payload, padded to the next multiple
+// of 8; the header and the padded payload are the record's *footprint*. A header is one 64-bit
+// word:
+//
+//   bits  0..31  payload length in bytes (as committed)
+//   bits 32..61  footprint in 8-byte words (>= 1: a header is never 0 once written)
+//   bit  62      PAD: not a record; the tail of the storage skipped by a record that wrapped
+//   bit  63      DISCARD: a withdrawn reservation; the consumer steps over it
+//
+// A word of 0 means "not written yet". Records never straddle the end of the storage: when the
+// tail is too short, the reservation takes the tail as well and marks it PAD, and the record
+// goes to the start. A record of at most max_record_size() bytes (half the capacity rounded up
+// to 8 bytes, less its header) therefore always fits in an empty ring, wherever the cursors
+// stand: either the tail holds it, or the tail is shorter than that and the start holds it.
+//
+// The algorithm
+// -------------
+// Two cursors: `tail_` (reserved up to here) and `head_` (released up to here). Each is packed
+// as (lap << 32 | index), so advancing is an add and a compare and no modulo runs anywhere.
+// A producer claims a footprint by advancing `tail_`: with a compare-and-swap in
+// mpsc_record_ring (lock-free: a failed CAS means another producer succeeded), a plain store in
+// spsc_record_ring. It then owns those bytes: it writes the PAD header (if any) at once, and the
+// record's header only at commit() or discard(). So a record is published by its own header, in
+// any order, and the consumer walks headers from `head_`: it stops at the first 0 word, a
+// reservation whose header is not written yet. That record holds back everything behind it
+// (and only that: records reserved before it are readable).
+//
+// Because readiness is "the header word is not 0", released bytes must read 0 again before a
+// producer can reclaim them: the consumer zeroes what it releases, then publishes `head_`.
+//
+// Ordering
+// --------
+// - Producer writes the payload, then stores the header with release; the consumer loads each
+//   header with acquire before it reads the payload. PAD headers are stored with release too:
+//   the consumer zeroes them on release, and that write must come after the producer's.
+// - Consumer zeroes released bytes, then stores `head_` with release; a producer loads `head_`
+//   with acquire before it claims those bytes, so it sees them zeroed and its own stores land
+//   after the consumer's reads.
+// - `tail_` is only ever compared and swapped among producers: relaxed. It publishes nothing;
+//   headers do.
+#pragma once
+
+#include <sluice/detail/config.hpp>
+#include <sluice/detail/errors.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <iterator>
+#include <new>
+#include <span>
+#include <utility>
+
+namespace sluice {
+
+/// Producer policy: exactly one producer thread.
+struct single_producer {
+  static constexpr bool multi = false;
+};
+/// Producer policy: any number of producer threads, concurrently.
+struct multi_producer {
+  static constexpr bool multi = true;
+};
+
+/// Records from producers of `Policy` to one consumer thread. Use the names below.
+///
+/// Thread rules: producer functions (try_reserve, and the grants) from the producer thread
+/// (spsc) or any threads (mpsc); consumer functions (try_read, and the batch) from the one
+/// consumer thread; observers from any thread. The ring must outlive its grants and batches.
+template <class Policy>
+class basic_record_ring {
+ public:
+  using size_type = std::size_t;
+
+  class grant;
+  class batch;
+
+  /// Payloads start at this alignment (relative to the storage, itself at least this aligned).
+  static constexpr size_type record_alignment = 8;
+  /// Bytes of framing in front of every record.
+  static constexpr size_type header_size = 8;
+  /// Smallest and largest capacity in bytes.
+  static constexpr size_type min_capacity = 32;
+  static constexpr size_type max_capacity = size_type{1} << 31;
+
+  /// Owns zeroed heap storage of `capacity` bytes rounded down to a multiple of 8, aligned to
+  /// 128 bytes. Throws std::invalid_argument below min_capacity and std::length_error above
+  /// max_capacity, before allocating.
+  explicit basic_record_ring(size_type capacity) : capacity_(checked_capacity(capacity)) {
+    void* raw = ::operator new(capacity_, std::align_val_t{detail::cache_line});
+    std::memset(raw, 0, capacity_);
+    data_ = static_cast<std::byte*>(raw);
+    owned_ = true;
+  }
+
+  /// Uses the caller's storage, which must outlive the ring, start at an 8-byte boundary and hold
+  /// zeros (the ring zeroes it here); its size is rounded down to a multiple of 8. Allocates
+  /// nothing. Throws std::invalid_argument for a misaligned start or as the other constructor.
+  explicit basic_record_ring(std::span<std::byte> storage)
+      : data_(storage.data()), capacity_(checked_capacity(storage.size())) {
+    if (reinterpret_cast<std::uintptr_t>(data_) % record_alignment != 0)
+      detail::throw_bad_capacity("a record ring's storage must start at an 8-byte boundary");
+    std::memset(data_, 0, capacity_);
+  }
+
+  basic_record_ring(const basic_record_ring&) = delete;
+  basic_record_ring& operator=(const basic_record_ring&) = delete;
+
+  ~basic_record_ring() {
+    if (owned_) ::operator delete(static_cast<void*>(data_), std::align_val_t{detail::cache_line});
+  }
+
+  /// Usable bytes: the constructor's size rounded down to a multiple of 8. Any thread.
+  [[nodiscard]] size_type capacity() const noexcept { return capacity_; }
+
+  /// The largest payload try_reserve() accepts: half the capacity rounded up to a multiple of 8,
+  /// less the 8-byte header, i.e. (capacity() + 8) / 16 * 8 - 8; at least capacity() / 4. For a
+  /// capacity of 4096 that is 2040. Any thread.
+  ///
+  /// Why: a footprint F fits an empty ring at index i either before the end (F <= capacity - i)
+  /// or, skipping the tail, at the start (F <= i). The worst i is the 8-byte boundary nearest
+  /// the middle, where the larger side is half the capacity rounded up to 8 bytes.
+  [[nodiscard]] size_type max_record_size() const noexcept {
+    return (capacity_ + record_alignment) / 16 * 8 - header_size;
+  }
+
+  /// Bytes reserved and not yet released (headers, padding and skipped tails included), in
+  /// [0, capacity()]. Stale by nature: producers may have reserved more, the consumer released
+  /// more. Any thread.
+  [[nodiscard]] size_type size_approx() const noexcept {
+    // Acquire pairs with the consumer's release of head_, made after it acquired headers that
+    // producers wrote after claiming them: the tail_ loaded next is at or beyond this head_.
+    const std::uint64_t h = head_.load(std::memory_order_acquire);
+    const std::uint64_t t = tail_.load(std::memory_order_relaxed);
+    return static_cast<size_type>(std::min<std::uint64_t>(distance(h, t), capacity_));
+  }
+
+  /// Reservations made and not yet committed or discarded, at the time of the call. While one
+  /// is in flight, the records reserved after it wait behind it. Any thread.
+  [[nodiscard]] size_type in_flight() const noexcept {
+    // Relaxed: a counter for observation; it orders nothing.
+    return static_cast<size_type>(in_flight_.load(std::memory_order_relaxed));
+  }
+
+  // ---------------------------------------------------------------- producers
+
+  /// Producer. A grant of exactly `n` contiguous payload bytes (aligned to 8), or an empty grant
+  /// if the space is not free now. An empty ring grants any n <= max_record_size(). A producer
+  /// may hold several grants and commit them in any order; the consumer sees records in the
+  /// order they were reserved. Lock-free in mpsc_record_ring, wait-free in spsc_record_ring.
+  /// Throws std::length_error if n > max_record_size().
+  [[nodiscard]] grant try_reserve(size_type n) {
+    if (n > max_record_size()) detail::throw_too_large("a record", n, "max_record_size()", max_record_size());
+    const size_type footprint = header_size + round_up(n);
+    std::uint64_t t;
+    size_type pad;
+    if constexpr (Policy::multi) {
+      // Acquire pairs with the consumer's release of head_: the bytes it freed are zeroed and
+      // read before we write. Loaded before tail_, so the tail_ we load is never behind it.
+      std::uint64_t h = head_.load(std::memory_order_acquire);
+      t = tail_.load(std::memory_order_relaxed);  // only compared and swapped among producers
+      for (;;) {
+        pad = padding_for(t, footprint);
+        if (distance(h, t) + pad + footprint > capacity_) {
+          // Full as far as we know: look once more, and give up if nothing moved.
+          const std::uint64_t h2 = head_.load(std::memory_order_acquire);  // as above
+          const std::uint64_t t2 = tail_.load(std::memory_order_relaxed);
+          if (h2 == h && t2 == t) return {};
+          h = h2;
+          t = t2;
+          continue;
+        }
+        // Relaxed: tail_ publishes nothing (headers do); the CAS only divides the bytes among
+        // producers. On failure t is reloaded and we retry: another producer made progress.
+        if (tail_.compare_exchange_weak(t, advance(t, pad + footprint), std::memory_order_relaxed,
+                                        std::memory_order_relaxed))
+          break;
+      }
+      in_flight_.fetch_add(1, std::memory_order_relaxed);  // observation only
+    } else {
+      t = private_tail_;
+      pad = padding_for(t, footprint);
+      if (distance(cached_head_, t) + pad + footprint > capacity_) {
+        cached_head_ = head_.load(std::memory_order_acquire);  // pairs as in the multi case
+        if (distance(cached_head_, t) + pad + footprint > capacity_) return {};
+      }
+      private_tail_ = advance(t, pad + footprint);
+      // Relaxed: observers only; headers publish the data.
+      tail_.store(private_tail_, std::memory_order_relaxed);
+      // One writer: a load and a store, no read-modify-write needed. Relaxed: observation only.
+      in_flight_.store(in_flight_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    size_type at = index_of(t);
+    if (pad != 0) {
+      // Release pairs with the consumer's acquire of this header in try_read(): the consumer
+      // frees (and zeroes) the padding once it sees it, so our store must happen before that.
+      header_at(at).store(pad_header(pad), std::memory_order_release);
+      at = 0;
+    }
+    return grant(this, at, n, footprint);
+  }
+
+  // ---------------------------------------------------------------- consumer
+
+  /// Consumer. A batch of every record committed in reservation order up to the first one still
+  /// in flight, or an empty batch (contextually false) if none is ready. Records stay in place:
+  /// each is a std::span<const std::byte> into the ring. At most one batch at a time: throws
+  /// std::logic_error while one is outstanding.
+  [[nodiscard]] batch try_read() {
+    if (batch_open_) detail::throw_grant_outstanding("batch");
+    size_type idx = head_index_;
+    size_type scanned = 0, records = 0;
+    while (scanned < capacity_) {
+      // Acquire pairs with the producer's release of this header (finish(), or the PAD store in
+      // try_reserve()): the payload is visible, and the producer's stores happen before we zero
+      // these bytes on release.
+      const std::uint64_t h = header_at(idx).load(std::memory_order_acquire);
+      if (h == 0) break;  // not written yet: in flight, or nothing reserved here
+      const size_type bytes = footprint_of(h);
+      scanned += bytes;
+      idx += bytes;
+      if (idx == capacity_) idx = 0;
+      if (is_record(h)) ++records;
+    }
+    if (records == 0) {
+      // Only skipped tails and withdrawn reservations: free them now so they never hold space.
+      if (scanned != 0) release_bytes(scanned);
+      return {};
+    }
+    batch_open_ = true;
+    return batch(this, head_index_, records, scanned);
+  }
+
+ private:
+  static constexpr std::uint64_t pad_flag = std::uint64_t{1} << 62;
+  static constexpr std::uint64_t discard_flag = std::uint64_t{1} << 63;
+
+  static size_type checked_capacity(size_type bytes) {
+    if (bytes < min_capacity) detail::throw_bad_capacity("a record ring's capacity must be at least 32 bytes");
+    if (bytes > max_capacity)
+      detail::throw_too_large("a record ring's capacity", bytes, "max_capacity", max_capacity);
+    return bytes / record_alignment * record_alignment;
+  }
+
+  static constexpr size_type round_up(size_type n) noexcept {
+    return (n + record_alignment - 1) / record_alignment * record_alignment;
+  }
+  static constexpr std::uint64_t make_header(size_type length, size_type footprint) noexcept {
+    return std::uint64_t{length} | (std::uint64_t{footprint / 8} << 32);
+  }
+  static constexpr std::uint64_t pad_header(size_type footprint) noexcept {
+    return make_header(0, footprint) | pad_flag;
+  }
+  static constexpr size_type length_of(std::uint64_t h) noexcept { return static_cast<std::uint32_t>(h); }
+  static constexpr size_type footprint_of(std::uint64_t h) noexcept {
+    return static_cast<size_type>((h >> 32) & 0x3fffffffu) * 8;
+  }
+  static constexpr bool is_record(std::uint64_t h) noexcept { return (h & (pad_flag | discard_flag)) == 0; }
+
+  // Packed cursors: lap in the high 32 bits, storage index in the low 32.
+  static constexpr size_type index_of(std::uint64_t p) noexcept { return static_cast<std::uint32_t>(p); }
+  static constexpr std::uint32_t lap_of(std::uint64_t p) noexcept { return static_cast<std::uint32_t>(p >> 32); }
+  // p advanced by `bytes` <= capacity_, across the end of the storage if need be.
+  std::uint64_t advance(std::uint64_t p, size_type bytes) const noexcept {
+    const size_type room = capacity_ - index_of(p);
+    if (bytes < room) return p + bytes;
+    return (std::uint64_t{lap_of(p) + 1u} << 32) | (bytes - room);
+  }
+  // Bytes from h to t, for h <= t. A stale h (a producer's old copy of head_) may lie laps
+  // behind t; the result then exceeds capacity_, which reads as "full, look again".
+  std::uint64_t distance(std::uint64_t h, std::uint64_t t) const noexcept {
+    const std::uint64_t laps = static_cast<std::uint32_t>(lap_of(t) - lap_of(h));
+    return laps * capacity_ + index_of(t) - index_of(h);
+  }
+  // Bytes of tail a footprint must skip at cursor p: 0 if it fits before the end.
+  size_type padding_for(std::uint64_t p, size_type footprint) const noexcept {
+    const size_type room = capacity_ - index_of(p);
+    return footprint <= room ? 0 : room;
+  }
+
+  std::atomic_ref<std::uint64_t> header_at(size_type index) const noexcept {
+    return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + index));
+  }
+
+  // --- called by grants (any producer thread)
+  void finish(size_type at, std::uint64_t header) noexcept {
+    // Release pairs with the consumer's acquire of this header in try_read(): the payload we
+    // wrote is visible to it.
+    header_at(at).store(header, std::memory_order_release);
+    if constexpr (Policy::multi) {
+      in_flight_.fetch_sub(1, std::memory_order_relaxed);  // observation only
+    } else {
+      in_flight_.store(in_flight_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    }
+  }
+
+  // --- consumer internals
+  // Zeroes `bytes` from the head (so producers find "not written" there again) and publishes it.
+  void release_bytes(size_type bytes) noexcept {
+    const size_type first = std::min(bytes, capacity_ - head_index_);
+    std::memset(data_ + head_index_, 0, first);
+    if (bytes != first) std::memset(data_, 0, bytes - first);
+    head_index_ += bytes;
+    if (head_index_ >= capacity_) head_index_ -= capacity_;
+    private_head_ = advance(private_head_, bytes);
+    // Release pairs with the producers' acquire of head_: the zeroes and our reads of these bytes
+    // happen before they claim them.
+    head_.store(private_head_, std::memory_order_release);
+  }
+  void close_batch() noexcept { batch_open_ = false; }
+  void release_batch(size_type bytes) noexcept {
+    batch_open_ = false;
+    if (bytes != 0) release_bytes(bytes);
+  }
+
+  // --- shared cursors, each on its own line
+  // Released up to here. Written by the consumer, read by producers.
+  alignas(detail::cache_line) std::atomic<std::uint64_t> head_{0};
+  // Reserved up to here. Written by producers (CAS in mpsc), read by producers and observers.
+  alignas(detail::cache_line) std::atomic<std::uint64_t> tail_{0};
+  // Reservations not yet committed or discarded. Beside tail_: a producer touches it right after
+  // claiming tail_'s line.
+  std::atomic<std::int64_t> in_flight_{0};
+
+  // --- single producer's private state (unused in mpsc)
+  alignas(detail::cache_line) std::uint64_t private_tail_ = 0;  // == tail_
+  std::uint64_t cached_head_ = 0;                               // <= head_: possibly stale copy
+
+  // --- consumer-private
+  alignas(detail::cache_line) std::uint64_t private_head_ = 0;  // == head_
+  size_type head_index_ = 0;                                    // index_of(private_head_)
+  bool batch_open_ = false;
+
+  // --- constant after construction
+  alignas(detail::cache_line) std::byte* data_ = nullptr;
+  size_type capacity_;
+  bool owned_ = false;
+};
+
+/// One record being written: exactly size() payload bytes, 8-byte aligned. Move-only.
+/// commit() publishes it, commit(k) its first k bytes; discard(), or destruction without commit,
+/// withdraws it (the consumer never sees it). Contextually false when empty.
+template <class Policy>
+class [[nodiscard]] basic_record_ring<Policy>::grant {
+ public:
+  grant() noexcept = default;
+  grant(grant&& other) noexcept
+      : ring_(std::exchange(other.ring_, nullptr)), at_(other.at_), size_(other.size_),
+        footprint_(other.footprint_) {}
+  grant& operator=(grant&& other) noexcept {
+    if (this != &other) {
+      discard();
+      ring_ = std::exchange(other.ring_, nullptr);
+      at_ = other.at_;
+      size_ = other.size_;
+      footprint_ = other.footprint_;
+    }
+    return *this;
+  }
+  ~grant() { discard(); }
+
+  [[nodiscard]] std::span<std::byte> span() const noexcept { return {data(), size()}; }
+  [[nodiscard]] std::byte* data() const noexcept {
+    return ring_ ? ring_->data_ + at_ + header_size : nullptr;
+  }
+  [[nodiscard]] size_type size() const noexcept { return ring_ ? size_ : 0; }
+  [[nodiscard]] bool empty() const noexcept { return ring_ == nullptr; }
+  /// True while the grant holds a reservation (a zero-length one included).
+  explicit operator bool() const noexcept { return ring_ != nullptr; }
+
+  /// Publishes the first k payload bytes as the record and ends the grant.
+  /// Throws std::out_of_range if k > size(); the grant is unchanged then.
+  void commit(size_type k) {
+    if (k > size()) detail::throw_beyond_grant("commit", k, size());
+    if (ring_) std::exchange(ring_, nullptr)->finish(at_, make_header(k, footprint_));
+  }
+  /// Publishes the whole record and ends the grant.
+  void commit() { commit(size()); }
+  /// Withdraws the reservation: the consumer never sees it. Same as destroying the grant.
+  void discard() noexcept {
+    if (ring_) std::exchange(ring_, nullptr)->finish(at_, make_header(0, footprint_) | discard_flag);
+  }
+
+ private:
+  friend class basic_record_ring;
+  grant(basic_record_ring* ring, size_type at, size_type size, size_type footprint) noexcept
+      : ring_(ring), at_(at), size_(size), footprint_(footprint) {}
+
+  basic_record_ring* ring_ = nullptr;
+  size_type at_ = 0;         // storage index of the header
+  size_type size_ = 0;       // payload bytes reserved
+  size_type footprint_ = 0;  // header + padded payload
+};
+
+/// The records ready for the consumer, in order, each a std::span<const std::byte> into the
+/// ring. Iterate it as often as needed; release() frees all, release(k) the first k records;
+/// dropping it frees nothing. Move-only. Contextually false when empty.
+template <class Policy>
+class [[nodiscard]] basic_record_ring<Policy>::batch {
+ public:
+  class iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = std::span<const std::byte>;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = value_type;
+
+    iterator() noexcept = default;
+    value_type operator*() const noexcept {
+      const std::uint64_t h = ring_->header_at(at_).load(std::memory_order_relaxed);  // see below
+      return {ring_->data_ + at_ + header_size, length_of(h)};
+    }
+    iterator& operator++() noexcept {
+      --left_;
+      if (left_ != 0) step();
+      return *this;
+    }
+    iterator operator++(int) noexcept {
+      iterator before = *this;
+      ++*this;
+      return before;
+    }
+    friend bool operator==(const iterator& a, const iterator& b) noexcept { return a.left_ == b.left_; }
+
+   private:
+    friend class batch;
+    iterator(const basic_record_ring* ring, size_type at, size_type left) noexcept
+        : ring_(ring), at_(at), left_(left) {
+      if (left_ != 0) skip_non_records();
+    }
+    // Relaxed loads: try_read() acquired every header of the batch already, in this thread.
+    void step() noexcept {
+      at_ = next(at_, ring_->header_at(at_).load(std::memory_order_relaxed));
+      skip_non_records();
+    }
+    void skip_non_records() noexcept {
+      for (std::uint64_t h; !is_record(h = ring_->header_at(at_).load(std::memory_order_relaxed));)
+        at_ = next(at_, h);
+    }
+    size_type next(size_type at, std::uint64_t h) const noexcept {
+      at += footprint_of(h);
+      return at == ring_->capacity_ ? 0 : at;
+    }
+
+    const basic_record_ring* ring_ = nullptr;
+    size_type at_ = 0;
+    size_type left_ = 0;  // records from this one to the end of the batch
+  };
+
+  batch() noexcept = default;
+  batch(batch&& other) noexcept
+      : ring_(std::exchange(other.ring_, nullptr)), start_(other.start_),
+        records_(std::exchange(other.records_, 0)), scanned_(other.scanned_) {}
+  batch& operator=(batch&& other) noexcept {
+    if (this != &other) {
+      drop();
+      ring_ = std::exchange(other.ring_, nullptr);
+      start_ = other.start_;
+      records_ = std::exchange(other.records_, 0);
+      scanned_ = other.scanned_;
+    }
+    return *this;
+  }
+  ~batch() { drop(); }
+
+  iterator begin() const noexcept { return iterator(ring_, start_, records_); }
+  iterator end() const noexcept { return iterator(); }
+  /// Number of records.
+  [[nodiscard]] size_type size() const noexcept { return records_; }
+  [[nodiscard]] bool empty() const noexcept { return records_ == 0; }
+  explicit operator bool() const noexcept { return records_ != 0; }
+
+  /// Frees every record of the batch (and any withdrawn reservations or skipped tails among and
+  /// after them) and ends the batch.
+  void release() {
+    if (ring_) std::exchange(ring_, nullptr)->release_batch(scanned_);
+    records_ = 0;
+  }
+  /// Frees the first k records and ends the batch; the rest are read again by the next try_read().
+  /// Throws std::out_of_range if k > size(); the batch is unchanged then.
+  void release(size_type k) {
+    if (k > records_) detail::throw_beyond_grant("release", k, records_);
+    if (k == records_) return release();
+    if (ring_) {
+      // Bytes up to the end of the k-th record.
+      iterator it = begin();
+      for (size_type i = 1; i < k; ++i) ++it;
+      size_type bytes = 0;
+      if (k != 0) {
+        const size_type end = it.next(it.at_, ring_->header_at(it.at_).load(std::memory_order_relaxed));
+        bytes = end > start_ ? end - start_ : ring_->capacity_ - start_ + end;
+      }
+      std::exchange(ring_, nullptr)->release_batch(bytes);
+    }
+    records_ = 0;
+  }
+
+ private:
+  friend class basic_record_ring;
+  batch(basic_record_ring* ring, size_type start, size_type records, size_type scanned) noexcept
+      : ring_(ring), start_(start), records_(records), scanned_(scanned) {}
+  void drop() noexcept {
+    if (ring_) std::exchange(ring_, nullptr)->close_batch();
+    records_ = 0;
+  }
+
+  basic_record_ring* ring_ = nullptr;
+  size_type start_ = 0;      // storage index of the head when read
+  size_type records_ = 0;
+  size_type scanned_ = 0;    // bytes from start_ through the last record and what follows it
+};
+
+/// Records from one producer thread to one consumer thread.
+using spsc_record_ring = basic_record_ring<single_producer>;
+/// Records from any number of producer threads to one consumer thread.
+using mpsc_record_ring = basic_record_ring<multi_producer>;
+
+}  // namespace sluice
