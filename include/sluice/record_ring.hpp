@@ -24,7 +24,8 @@
 // Two cursors: `tail_` (reserved up to here) and `head_` (released up to here). Each is packed
 // as (lap << 32 | index), so advancing is an add and a compare and no modulo runs anywhere.
 // A producer claims a footprint by advancing `tail_`: with a compare-and-swap in
-// mpsc_record_ring (lock-free: a failed CAS means another producer succeeded), a plain store in
+// mpsc_record_ring (lock-free: a CAS fails only when another producer moved `tail_`, or
+// spuriously, and the retry never waits on anyone), a plain store in
 // spsc_record_ring. It then owns those bytes: it writes the PAD header (if any) at once, and the
 // record's header only at commit() or discard(). So a record is published by its own header, in
 // any order, and the consumer walks headers from `head_`: it stops at the first 0 word, a
@@ -172,14 +173,16 @@ class basic_record_ring {
         if (distance(h, t) + pad + footprint > capacity_) {
           // Full as far as we know: look once more, and give up if nothing moved.
           const std::uint64_t h2 = head_.load(std::memory_order_acquire);  // as above
-          const std::uint64_t t2 = tail_.load(std::memory_order_relaxed);
+          const std::uint64_t t2 = tail_.load(std::memory_order_relaxed);  // after head_, as above
           if (h2 == h && t2 == t) return {};
           h = h2;
           t = t2;
           continue;
         }
         // Relaxed: tail_ publishes nothing (headers do); the CAS only divides the bytes among
-        // producers. On failure t is reloaded and we retry: another producer made progress.
+        // producers. On failure (another producer moved tail_, or a spurious failure of the weak
+        // form) t holds the fresh value and we retry; h stays an older head_, which errs towards
+        // "full", never towards overlap.
         if (tail_.compare_exchange_weak(t, advance(t, pad + footprint), std::memory_order_relaxed,
                                         std::memory_order_relaxed))
           break;
@@ -215,7 +218,7 @@ class basic_record_ring {
   /// each is a std::span<const std::byte> into the ring. At most one batch at a time: throws
   /// std::logic_error while one is outstanding.
   [[nodiscard]] batch try_read() {
-    if (batch_open_) detail::throw_grant_outstanding("batch");
+    if (batch_open_) detail::throw_batch_outstanding();
     size_type idx = head_index_;
     size_type scanned = 0, records = 0;
     while (scanned < capacity_) {
@@ -298,6 +301,7 @@ class basic_record_ring {
     if constexpr (Policy::multi) {
       in_flight_.fetch_sub(1, std::memory_order_relaxed);  // observation only
     } else {
+      // One writer (the producer thread): a load and a store suffice. Relaxed: observation only.
       in_flight_.store(in_flight_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     }
   }
@@ -488,7 +492,7 @@ class [[nodiscard]] basic_record_ring<Policy>::batch {
   /// Frees the first k records and ends the batch; the rest are read again by the next try_read().
   /// Throws std::out_of_range if k > size(); the batch is unchanged then.
   void release(size_type k) {
-    if (k > records_) detail::throw_beyond_grant("release", k, records_);
+    if (k > records_) detail::throw_beyond_grant("release", k, records_, "the batch's record count");
     if (k == records_) return release();
     if (ring_) {
       // Bytes up to the end of the k-th record.
@@ -496,6 +500,7 @@ class [[nodiscard]] basic_record_ring<Policy>::batch {
       for (size_type i = 1; i < k; ++i) ++it;
       size_type bytes = 0;
       if (k != 0) {
+        // Relaxed: try_read() acquired this header already, in this thread.
         const size_type end = it.next(it.at_, ring_->header_at(it.at_).load(std::memory_order_relaxed));
         bytes = end > start_ ? end - start_ : ring_->capacity_ - start_ + end;
       }

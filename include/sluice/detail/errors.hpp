@@ -15,10 +15,11 @@ namespace sluice::detail {
                           " exceeds " + limit_name + " (" + std::to_string(limit) + ")");
 }
 
-// `verb(k)` reaches past the end of a grant of `size` elements.
-[[noreturn]] inline void throw_beyond_grant(const char* verb, std::size_t k, std::size_t size) {
-  throw std::out_of_range(std::string("sluice: ") + verb + "(" + std::to_string(k) +
-                          ") exceeds the grant's size (" + std::to_string(size) + ")");
+// `verb(k)` reaches past the end of a grant of `size` elements (or of what `limit_name` names).
+[[noreturn]] inline void throw_beyond_grant(const char* verb, std::size_t k, std::size_t size,
+                                            const char* limit_name = "the grant's size") {
+  throw std::out_of_range(std::string("sluice: ") + verb + "(" + std::to_string(k) + ") exceeds " +
+                          limit_name + " (" + std::to_string(size) + ")");
 }
 
 // A second grant (or a copying call) on a side that already holds one.
@@ -26,6 +27,12 @@ namespace sluice::detail {
   throw std::logic_error(std::string("sluice: a ") + side +
                          " grant is still outstanding; at most one per side (commit, release or "
                          "drop it first)");
+}
+
+// A second batch while the consumer still holds one.
+[[noreturn]] inline void throw_batch_outstanding() {
+  throw std::logic_error(
+      "sluice: a batch is still outstanding; the consumer holds at most one (release or drop it first)");
 }
 
 [[noreturn]] inline void throw_bad_capacity(const char* why) {
