@@ -45,13 +45,26 @@
 //   after the consumer's reads.
 // - `tail_` is only ever compared and swapped among producers: relaxed. It publishes nothing;
 //   headers do.
+//
+// Waiting
+// -------
+// With the default `waitable` policy, reserve()/read() and their timed forms sleep on a futex.
+// A producer, after storing a header (commit or discard), issues a compiler barrier and loads
+// the consumer's sleeper count; the consumer does the same after publishing `head_`. Only when
+// somebody sleeps does the other side measure what it needs (bytes between `head_` and `tail_`
+// for the consumer, free bytes for producers) and wake it. detail/wait.hpp argues why the
+// fast path needs no fence. `close()` sets a flag every reservation checks first.
 #pragma once
 
 #include <sluice/detail/config.hpp>
 #include <sluice/detail/errors.hpp>
+#include <sluice/detail/wait.hpp>
+#include <sluice/statistics.hpp>
+#include <sluice/wait_policy.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -73,10 +86,11 @@ struct multi_producer {
 
 /// Records from producers of `Policy` to one consumer thread. Use the names below.
 ///
-/// Thread rules: producer functions (try_reserve, and the grants) from the producer thread
-/// (spsc) or any threads (mpsc); consumer functions (try_read, and the batch) from the one
-/// consumer thread; observers from any thread. The ring must outlive its grants and batches.
-template <class Policy>
+/// Thread rules: producer functions (reservations, and the grants) from the producer thread
+/// (spsc) or any threads (mpsc); consumer functions (reads, and the batch) from the one
+/// consumer thread; observers and close() from any thread. The ring must outlive its grants
+/// and batches. `Wait` is `waitable` (blocking and timed calls) or `no_waiting`.
+template <class Policy, class Wait = waitable>
 class basic_record_ring {
  public:
   using size_type = std::size_t;
@@ -95,7 +109,8 @@ class basic_record_ring {
   /// Owns zeroed heap storage of `capacity` bytes rounded down to a multiple of 8, aligned to
   /// 128 bytes. Throws std::invalid_argument below min_capacity and std::length_error above
   /// max_capacity, before allocating.
-  explicit basic_record_ring(size_type capacity) : capacity_(checked_capacity(capacity)) {
+  explicit basic_record_ring(size_type capacity)
+      : capacity_(checked_capacity(capacity)), asymmetric_(use_asymmetric()) {
     void* raw = ::operator new(capacity_, std::align_val_t{detail::cache_line});
     std::memset(raw, 0, capacity_);
     data_ = static_cast<std::byte*>(raw);
@@ -106,7 +121,7 @@ class basic_record_ring {
   /// zeros (the ring zeroes it here); its size is rounded down to a multiple of 8. Allocates
   /// nothing. Throws std::invalid_argument for a misaligned start or as the other constructor.
   explicit basic_record_ring(std::span<std::byte> storage)
-      : data_(storage.data()), capacity_(checked_capacity(storage.size())) {
+      : data_(storage.data()), capacity_(checked_capacity(storage.size())), asymmetric_(use_asymmetric()) {
     if (reinterpret_cast<std::uintptr_t>(data_) % record_alignment != 0)
       detail::throw_bad_capacity("a record ring's storage must start at an 8-byte boundary");
     std::memset(data_, 0, capacity_);
@@ -147,19 +162,212 @@ class basic_record_ring {
   /// Reservations made and not yet committed or discarded, at the time of the call. While one
   /// is in flight, the records reserved after it wait behind it. Any thread.
   [[nodiscard]] size_type in_flight() const noexcept {
-    // Relaxed: a counter for observation; it orders nothing.
-    return static_cast<size_type>(in_flight_.load(std::memory_order_relaxed));
+    // Relaxed: counters for observation; they order nothing. Finished ones first: each was
+    // reserved before it finished, so this errs towards "more in flight", and never below 0.
+    const std::uint64_t finished = committed_.load(std::memory_order_relaxed) + discarded_.load(std::memory_order_relaxed);
+    const std::uint64_t reserved = reserved_.load(std::memory_order_relaxed);
+    return reserved > finished ? static_cast<size_type>(reserved - finished) : 0;
+  }
+
+  /// Closes the ring. Any thread, concurrently with producers and the consumer, any number of
+  /// times. From then on every reservation (non-blocking, timed or blocking) returns an empty
+  /// grant at once and never throws; grants obtained before may still commit. Reads go on
+  /// returning what was committed, then empty batches. Every sleeper on either side wakes.
+  void close() noexcept {
+    // Seq_cst: pairs with the seq_cst loads in the waiters' conditions (see wait_slot::wake_all).
+    closed_.store(true, std::memory_order_seq_cst);
+    consumer_wait_.wake_all();
+    producer_wait_.wake_all();
+  }
+
+  /// True once close() was called. Any thread.
+  [[nodiscard]] bool closed() const noexcept {
+    // Acquire pairs with the store in close(): what the closing thread did before is visible.
+    return closed_.load(std::memory_order_acquire);
+  }
+
+  /// The ring's counters (see ring_statistics): records committed, discarded and released,
+  /// reservations refused for room, the most bytes the consumer found ready at once, wake-ups.
+  /// Any thread.
+  [[nodiscard]] ring_statistics statistics() const noexcept {
+    ring_statistics s;
+    // Relaxed: independent counters; nothing is read through them.
+    s.committed = committed_.load(std::memory_order_relaxed);
+    s.discarded = discarded_.load(std::memory_order_relaxed);
+    s.refused = refused_.load(std::memory_order_relaxed);
+    s.released = released_.load(std::memory_order_relaxed);
+    s.high_water = high_water_.load(std::memory_order_relaxed);
+    s.wakeups = consumer_wait_.wakeups() + producer_wait_.wakeups();
+    return s;
   }
 
   // ---------------------------------------------------------------- producers
 
   /// Producer. A grant of exactly `n` contiguous payload bytes (aligned to 8), or an empty grant
-  /// if the space is not free now. An empty ring grants any n <= max_record_size(). A producer
-  /// may hold several grants and commit them in any order; the consumer sees records in the
-  /// order they were reserved. Lock-free in mpsc_record_ring, wait-free in spsc_record_ring.
-  /// Throws std::length_error if n > max_record_size().
+  /// if the space is not free now (counted in statistics().refused) or the ring is closed. An
+  /// empty ring grants any n <= max_record_size(). A producer may hold several grants and commit
+  /// them in any order; the consumer sees records in the order they were reserved. Lock-free in
+  /// mpsc_record_ring, wait-free in spsc_record_ring.
+  /// Throws std::length_error if n > max_record_size() (not once the ring is closed).
   [[nodiscard]] grant try_reserve(size_type n) {
+    if (is_closed()) return {};
+    check_record(n);
+    grant g = claim(n);
+    if (!g) note_refused();
+    return g;
+  }
+
+  /// Producer. As try_reserve(n), but waits until the record fits or the ring is closed (then
+  /// it returns an empty grant). Needs the `waitable` policy.
+  [[nodiscard]] grant reserve(size_type n)
+    requires Wait::enabled
+  {
+    return wait_reserve(n, detail::no_deadline{});
+  }
+
+  /// Producer. As reserve(n), but gives up after `timeout`: an empty grant then (counted as
+  /// refused).
+  template <class Rep, class Period>
+  [[nodiscard]] grant try_reserve_for(size_type n, const std::chrono::duration<Rep, Period>& timeout)
+    requires Wait::enabled
+  {
+    return wait_reserve(n, detail::deadline_after(timeout));
+  }
+
+  /// Producer. As reserve(n), but gives up at `deadline` (any clock): an empty grant then.
+  template <class Clock, class Duration>
+  [[nodiscard]] grant try_reserve_until(size_type n, const std::chrono::time_point<Clock, Duration>& deadline)
+    requires Wait::enabled
+  {
+    return wait_reserve(n, detail::deadline_at<Clock, Duration>{deadline});
+  }
+
+  // ---------------------------------------------------------------- consumer
+
+  /// Consumer. A batch of every record committed in reservation order up to the first one still
+  /// in flight, or an empty batch (contextually false) if none is ready. Records stay in place:
+  /// each is a std::span<const std::byte> into the ring. At most one batch at a time: throws
+  /// std::logic_error while one is outstanding.
+  [[nodiscard]] batch try_read() {
+    if (batch_open_) detail::throw_batch_outstanding();
+    return read_now();
+  }
+
+  /// Consumer. Waits until the ready records span at least `min_bytes` of ring space (the water
+  /// mark, counting headers, padding and skipped tails: a record of n bytes spans 8 plus n
+  /// rounded up to 8; a sleeping consumer is not woken for less), then returns try_read().
+  /// Returns early with what is ready (at least one record) if a producer is stuck for room, so
+  /// a water mark never deadlocks the two sides; once the ring is closed, returns what is left,
+  /// then empty batches. Throws std::length_error if min_bytes > capacity(), std::logic_error
+  /// if a batch is outstanding.
+  [[nodiscard]] batch read(size_type min_bytes = 1)
+    requires Wait::enabled
+  {
+    return wait_read(min_bytes, detail::no_deadline{});
+  }
+
+  /// Consumer. As read(min_bytes), but waits at most `timeout`; then it returns what is ready
+  /// (possibly less than min_bytes), or an empty batch if nothing is.
+  template <class Rep, class Period>
+  [[nodiscard]] batch try_read_for(const std::chrono::duration<Rep, Period>& timeout, size_type min_bytes = 1)
+    requires Wait::enabled
+  {
+    return wait_read(min_bytes, detail::deadline_after(timeout));
+  }
+
+  /// Consumer. As try_read_for(), with a deadline on any clock.
+  template <class Clock, class Duration>
+  [[nodiscard]] batch try_read_until(const std::chrono::time_point<Clock, Duration>& deadline,
+                                     size_type min_bytes = 1)
+    requires Wait::enabled
+  {
+    return wait_read(min_bytes, detail::deadline_at<Clock, Duration>{deadline});
+  }
+
+ private:
+  static bool use_asymmetric() noexcept {
+    if constexpr (Wait::enabled) return detail::enable_asymmetric_fences();
+    return false;
+  }
+
+  // Relaxed: coherence alone makes a close() that happened before this call visible, and
+  // nothing is read through the flag.
+  bool is_closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
+
+  void check_record(size_type n) const {
     if (n > max_record_size()) detail::throw_too_large("a record", n, "max_record_size()", max_record_size());
+  }
+
+  // A reservation found no room: count it, and nudge a consumer asleep on a water mark (it then
+  // returns what is there). No fence: a consumer that announces itself just after we looked is
+  // nudged by the next refusal or by a producer about to sleep.
+  void note_refused() noexcept {
+    if constexpr (Policy::multi) {
+      refused_.fetch_add(1, std::memory_order_relaxed);  // a statistic
+    } else {
+      // One writer: a load and a store. Relaxed: a statistic.
+      refused_.store(refused_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    if constexpr (Wait::enabled) {
+      if (consumer_wait_.has_sleepers()) [[unlikely]] consumer_wait_.nudge();
+    }
+  }
+
+  // About to sleep for room: a consumer asleep on a water mark must not wait for us.
+  void nudge_consumer() noexcept {
+    if (consumer_wait_.has_sleepers()) consumer_wait_.nudge();
+  }
+
+  // Free bytes a record of n payload bytes needs at the current tail (its footprint, plus the
+  // tail it would skip). Exact for one producer; for many, the tail may move on, and a sleeper
+  // woken too early or too late re-checks (an empty ring always has room: see max_record_size).
+  size_type free_needed_for(size_type n) const noexcept {
+    const size_type footprint = header_size + round_up(n);
+    // Relaxed: an estimate for the water mark only.
+    const std::uint64_t t = Policy::multi ? tail_.load(std::memory_order_relaxed) : private_tail_;
+    return padding_for(t, footprint) + footprint;
+  }
+
+  template <class Deadline>
+  grant wait_reserve(size_type n, const Deadline& deadline) {
+    if (is_closed()) return {};
+    check_record(n);
+    grant g;
+    const bool ok = producer_wait_.wait_until_ready(
+        asymmetric_, free_needed_for(n), [&] { return is_closed() || (g = claim(n)); }, deadline,
+        [&] { nudge_consumer(); });
+    if (!ok && !g) note_refused();  // timed out
+    return g;
+  }
+
+  template <class Deadline>
+  batch wait_read(size_type min_bytes, const Deadline& deadline) {
+    if (batch_open_) detail::throw_batch_outstanding();
+    if (min_bytes > capacity_) detail::throw_too_large("a water mark", min_bytes, "the ring's capacity", capacity_);
+    const size_type enough = std::max<size_type>(1, min_bytes);
+    const std::uint32_t nudged = consumer_wait_.nudges();
+    (void)consumer_wait_.wait_until_ready(
+        asymmetric_, enough,
+        [&] {
+          // Seq_cst: pairs with close()'s store (see wait_slot::wake_all).
+          if (closed_.load(std::memory_order_seq_cst)) return true;
+          const scan_result r = scan();
+          if (r.records == 0) {
+            // Only skipped tails and withdrawn reservations: free them now, a producer may be
+            // waiting for exactly that space.
+            if (r.scanned != 0) release_bytes(r.scanned, 0);
+            return false;
+          }
+          // Short of the water mark, still go if a producer is stuck: asleep (a load after our
+          // heavy fence; it loads our sleeper count after its own) or refused since we began.
+          return r.scanned >= enough || producer_wait_.has_sleepers() || consumer_wait_.nudges() != nudged;
+        },
+        deadline, [] {});
+    return read_now();
+  }
+
+  // try_reserve(n) after the checks, without the accounting of refusals.
+  grant claim(size_type n) {
     const size_type footprint = header_size + round_up(n);
     std::uint64_t t;
     size_type pad;
@@ -187,7 +395,7 @@ class basic_record_ring {
                                         std::memory_order_relaxed))
           break;
       }
-      in_flight_.fetch_add(1, std::memory_order_relaxed);  // observation only
+      reserved_.fetch_add(1, std::memory_order_relaxed);  // a statistic
     } else {
       t = private_tail_;
       pad = padding_for(t, footprint);
@@ -198,8 +406,8 @@ class basic_record_ring {
       private_tail_ = advance(t, pad + footprint);
       // Relaxed: observers only; headers publish the data.
       tail_.store(private_tail_, std::memory_order_relaxed);
-      // One writer: a load and a store, no read-modify-write needed. Relaxed: observation only.
-      in_flight_.store(in_flight_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      // One writer: a load and a store, no read-modify-write needed. Relaxed: a statistic.
+      reserved_.store(reserved_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     size_type at = index_of(t);
     if (pad != 0) {
@@ -211,14 +419,13 @@ class basic_record_ring {
     return grant(this, at, n, footprint);
   }
 
-  // ---------------------------------------------------------------- consumer
+  struct scan_result {
+    size_type records;  // ready records from the head
+    size_type scanned;  // bytes they span, with skipped tails and withdrawn ones among and after
+  };
 
-  /// Consumer. A batch of every record committed in reservation order up to the first one still
-  /// in flight, or an empty batch (contextually false) if none is ready. Records stay in place:
-  /// each is a std::span<const std::byte> into the ring. At most one batch at a time: throws
-  /// std::logic_error while one is outstanding.
-  [[nodiscard]] batch try_read() {
-    if (batch_open_) detail::throw_batch_outstanding();
+  // Walks the ready headers from the head, up to the first one not written yet.
+  scan_result scan() noexcept {
     size_type idx = head_index_;
     size_type scanned = 0, records = 0;
     while (scanned < capacity_) {
@@ -233,16 +440,22 @@ class basic_record_ring {
       if (idx == capacity_) idx = 0;
       if (is_record(h)) ++records;
     }
-    if (records == 0) {
+    // The most the consumer ever found ready (a statistic; one writer: load and store).
+    if (scanned > high_water_.load(std::memory_order_relaxed)) high_water_.store(scanned, std::memory_order_relaxed);
+    return {records, scanned};
+  }
+
+  batch read_now() {
+    const scan_result r = scan();
+    if (r.records == 0) {
       // Only skipped tails and withdrawn reservations: free them now so they never hold space.
-      if (scanned != 0) release_bytes(scanned);
+      if (r.scanned != 0) release_bytes(r.scanned, 0);
       return {};
     }
     batch_open_ = true;
-    return batch(this, head_index_, records, scanned);
+    return batch(this, head_index_, r.records, r.scanned);
   }
 
- private:
   static constexpr std::uint64_t pad_flag = std::uint64_t{1} << 62;
   static constexpr std::uint64_t discard_flag = std::uint64_t{1} << 63;
 
@@ -298,17 +511,33 @@ class basic_record_ring {
     // Release pairs with the consumer's acquire of this header in try_read(): the payload we
     // wrote is visible to it.
     header_at(at).store(header, std::memory_order_release);
+    std::atomic<std::uint64_t>& count = (header & discard_flag) ? discarded_ : committed_;
     if constexpr (Policy::multi) {
-      in_flight_.fetch_sub(1, std::memory_order_relaxed);  // observation only
+      count.fetch_add(1, std::memory_order_relaxed);  // a statistic
     } else {
-      // One writer (the producer thread): a load and a store suffice. Relaxed: observation only.
-      in_flight_.store(in_flight_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+      // One writer (the producer thread): a load and a store suffice. Relaxed: a statistic.
+      count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    if constexpr (Wait::enabled) {
+      // Pairs with the consumer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
+      detail::light_fence(asymmetric_);
+      if (consumer_wait_.has_sleepers()) [[unlikely]] wake_consumer();
     }
   }
 
+  // The consumer sleeps: wake it if the bytes reserved past the head (an upper bound of what is
+  // ready) reach its water mark. Relaxed loads: head_ does not move while the consumer sleeps
+  // (has_sleepers()'s acquire ordered us after its last store), and tail_ is at least our own
+  // reservation; a commit that makes more ready makes its own check.
+  [[gnu::noinline]] void wake_consumer() noexcept {
+    consumer_wait_.wake_if_wanted(
+        distance(head_.load(std::memory_order_relaxed), tail_.load(std::memory_order_relaxed)));
+  }
+
   // --- consumer internals
-  // Zeroes `bytes` from the head (so producers find "not written" there again) and publishes it.
-  void release_bytes(size_type bytes) noexcept {
+  // Zeroes `bytes` (spanning `records` records) from the head, so producers find "not written"
+  // there again, and publishes it.
+  void release_bytes(size_type bytes, size_type records) noexcept {
     const size_type first = std::min(bytes, capacity_ - head_index_);
     std::memset(data_ + head_index_, 0, first);
     if (bytes != first) std::memset(data_, 0, bytes - first);
@@ -318,11 +547,27 @@ class basic_record_ring {
     // Release pairs with the producers' acquire of head_: the zeroes and our reads of these bytes
     // happen before they claim them.
     head_.store(private_head_, std::memory_order_release);
+    // One writer: a load and a store. Relaxed: a statistic.
+    released_.store(released_.load(std::memory_order_relaxed) + records, std::memory_order_relaxed);
+    if constexpr (Wait::enabled) {
+      // Pairs with the producers' heavy_fence() in wait_until_ready(): see detail/wait.hpp.
+      detail::light_fence(asymmetric_);
+      if (producer_wait_.has_sleepers()) [[unlikely]] wake_producers();
+    }
   }
+
+  // Producers sleep: wake them if the free bytes reach the smallest need. Relaxed load of tail_:
+  // has_sleepers()'s acquire ordered it after the sleepers' reservations; a tail_ that moved
+  // on since only makes the estimate generous, and a woken producer re-checks.
+  [[gnu::noinline]] void wake_producers() noexcept {
+    const std::uint64_t used = distance(private_head_, tail_.load(std::memory_order_relaxed));
+    producer_wait_.wake_if_wanted(used >= capacity_ ? 0 : capacity_ - used);
+  }
+
   void close_batch() noexcept { batch_open_ = false; }
-  void release_batch(size_type bytes) noexcept {
+  void release_batch(size_type bytes, size_type records) noexcept {
     batch_open_ = false;
-    if (bytes != 0) release_bytes(bytes);
+    if (bytes != 0) release_bytes(bytes, records);
   }
 
   // --- shared cursors, each on its own line
@@ -330,9 +575,12 @@ class basic_record_ring {
   alignas(detail::cache_line) std::atomic<std::uint64_t> head_{0};
   // Reserved up to here. Written by producers (CAS in mpsc), read by producers and observers.
   alignas(detail::cache_line) std::atomic<std::uint64_t> tail_{0};
-  // Reservations not yet committed or discarded. Beside tail_: a producer touches it right after
-  // claiming tail_'s line.
-  std::atomic<std::int64_t> in_flight_{0};
+  // Statistics written by producers, beside tail_: a producer touches them right after claiming
+  // tail_'s line. In flight = reserved - committed - discarded.
+  std::atomic<std::uint64_t> reserved_{0};
+  std::atomic<std::uint64_t> committed_{0};
+  std::atomic<std::uint64_t> discarded_{0};
+  std::atomic<std::uint64_t> refused_{0};
 
   // --- single producer's private state (unused in mpsc)
   alignas(detail::cache_line) std::uint64_t private_tail_ = 0;  // == tail_
@@ -342,18 +590,27 @@ class basic_record_ring {
   alignas(detail::cache_line) std::uint64_t private_head_ = 0;  // == head_
   size_type head_index_ = 0;                                    // index_of(private_head_)
   bool batch_open_ = false;
+  std::atomic<std::uint64_t> released_{0};  // statistics, written by the consumer only
+  std::atomic<std::uint64_t> high_water_{0};
+
+  // --- sleepers of each side (each on its own line; see detail/wait.hpp)
+  detail::wait_slot consumer_wait_;  // the consumer, waiting for records
+  detail::wait_slot producer_wait_;  // producers, waiting for room
 
   // --- constant after construction
   alignas(detail::cache_line) std::byte* data_ = nullptr;
   size_type capacity_;
   bool owned_ = false;
+  const bool asymmetric_;  // light_fence() is a compiler barrier (membarrier is registered)
+  // Set once by close(); read by every reservation. Here, not on a cursor line: written once.
+  std::atomic<bool> closed_{false};
 };
 
 /// One record being written: exactly size() payload bytes, 8-byte aligned. Move-only.
 /// commit() publishes it, commit(k) its first k bytes; discard(), or destruction without commit,
 /// withdraws it (the consumer never sees it). Contextually false when empty.
-template <class Policy>
-class [[nodiscard]] basic_record_ring<Policy>::grant {
+template <class Policy, class Wait>
+class [[nodiscard]] basic_record_ring<Policy, Wait>::grant {
  public:
   grant() noexcept = default;
   grant(grant&& other) noexcept
@@ -407,8 +664,8 @@ class [[nodiscard]] basic_record_ring<Policy>::grant {
 /// The records ready for the consumer, in order, each a std::span<const std::byte> into the
 /// ring. Iterate it as often as needed; release() frees all, release(k) the first k records;
 /// dropping it frees nothing. Move-only. Contextually false when empty.
-template <class Policy>
-class [[nodiscard]] basic_record_ring<Policy>::batch {
+template <class Policy, class Wait>
+class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
  public:
   class iterator {
    public:
@@ -486,7 +743,7 @@ class [[nodiscard]] basic_record_ring<Policy>::batch {
   /// Frees every record of the batch (and any withdrawn reservations or skipped tails among and
   /// after them) and ends the batch.
   void release() {
-    if (ring_) std::exchange(ring_, nullptr)->release_batch(scanned_);
+    if (ring_) std::exchange(ring_, nullptr)->release_batch(scanned_, records_);
     records_ = 0;
   }
   /// Frees the first k records and ends the batch; the rest are read again by the next try_read().
@@ -504,7 +761,7 @@ class [[nodiscard]] basic_record_ring<Policy>::batch {
         const size_type end = it.next(it.at_, ring_->header_at(it.at_).load(std::memory_order_relaxed));
         bytes = end > start_ ? end - start_ : ring_->capacity_ - start_ + end;
       }
-      std::exchange(ring_, nullptr)->release_batch(bytes);
+      std::exchange(ring_, nullptr)->release_batch(bytes, k);
     }
     records_ = 0;
   }

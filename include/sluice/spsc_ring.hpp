@@ -43,15 +43,28 @@
 // says "not enough": `try_push`, `try_pop` and `try_reserve` stay off the other side's cache line
 // in the common case. `try_read` and `try_reserve_up_to` always report everything that is there.
 //
-// Progress: every call is wait-free (no loops, no locks, no system call) once the ring is
-// constructed, and no successful call allocates (a throwing one builds its message).
+// Progress: every non-blocking call is wait-free (no loops, no locks, no system call) once the
+// ring is constructed, and no successful call allocates (a throwing one builds its message).
+//
+// Waiting
+// -------
+// With the default `waitable` policy, reserve()/read() and their timed forms sleep on a futex
+// until the other side makes progress. After each store of its cursor a side issues a compiler
+// barrier and loads the other side's sleeper count (one plain load from a line that changes
+// only when somebody goes to sleep); only if somebody sleeps does it compute what the sleeper
+// needs and wake it. Why that needs no fence on the fast path is argued in detail/wait.hpp.
+// `close()` sets a flag every reservation checks first, and wakes both sides.
 #pragma once
 
 #include <sluice/detail/config.hpp>
 #include <sluice/detail/errors.hpp>
+#include <sluice/detail/wait.hpp>
+#include <sluice/statistics.hpp>
+#include <sluice/wait_policy.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -70,9 +83,12 @@ namespace sluice {
 ///
 /// Thread rules: "producer" functions may be called only by the producer thread and "consumer"
 /// functions only by the consumer thread (the roles may move between threads if the hand-over
-/// itself synchronises). Observers may be called from any thread. The ring must outlive its
-/// grants.
-template <class T = std::byte>
+/// itself synchronises). Observers and close() may be called from any thread. The ring must
+/// outlive its grants.
+///
+/// `Wait` is `waitable` (blocking and timed calls) or `no_waiting` (non-blocking calls only,
+/// and commits and releases never look for sleepers); see <sluice/wait_policy.hpp>.
+template <class T = std::byte, class Wait = waitable>
 class spsc_ring {
   static_assert(std::is_trivially_copyable_v<T>, "spsc_ring<T> needs a trivially copyable T");
   static_assert(!std::is_const_v<T> && !std::is_volatile_v<T>, "spsc_ring<T> needs an unqualified T");
@@ -89,7 +105,7 @@ class spsc_ring {
   /// Owns heap storage for `capacity` elements, aligned to 128 bytes (or alignof(T) if larger).
   /// Throws std::invalid_argument if capacity is 0 and std::length_error if capacity * sizeof(T)
   /// does not fit in a size_t; both before allocating.
-  explicit spsc_ring(size_type capacity) : capacity_(checked_capacity(capacity)) {
+  explicit spsc_ring(size_type capacity) : capacity_(checked_capacity(capacity)), asymmetric_(use_asymmetric()) {
     void* raw = ::operator new(capacity_ * sizeof(T), storage_alignment);
     std::memset(raw, 0, capacity_ * sizeof(T));
     data_ = static_cast<T*>(raw);
@@ -99,7 +115,8 @@ class spsc_ring {
   /// Uses the caller's storage (which must outlive the ring); allocates nothing.
   /// Throws std::invalid_argument if the span is empty.
   explicit spsc_ring(std::span<T> storage)
-      : data_(storage.data()), capacity_(storage.empty() ? checked_capacity(0) : storage.size()) {}
+      : data_(storage.data()), capacity_(storage.empty() ? checked_capacity(0) : storage.size()),
+        asymmetric_(use_asymmetric()) {}
 
   spsc_ring(const spsc_ring&) = delete;
   spsc_ring& operator=(const spsc_ring&) = delete;
@@ -124,66 +141,147 @@ class spsc_ring {
     return static_cast<size_type>(std::min<std::uint64_t>(w - r, capacity_));
   }
 
+  /// Closes the ring. Any thread, concurrently with both sides, any number of times. From then
+  /// on every reservation (non-blocking, timed or blocking) returns an empty grant (try_push
+  /// false, write_some 0) at once and never throws; grants obtained before may still commit.
+  /// Reads go on returning what was committed, then empty. Every sleeper on either side wakes.
+  void close() noexcept {
+    // Seq_cst: pairs with the seq_cst loads in the waiters' conditions (see wait_slot::wake_all).
+    closed_.store(true, std::memory_order_seq_cst);
+    consumer_wait_.wake_all();
+    producer_wait_.wake_all();
+  }
+
+  /// True once close() was called. Any thread.
+  [[nodiscard]] bool closed() const noexcept {
+    // Acquire pairs with the store in close(): what the closing thread did before is visible.
+    return closed_.load(std::memory_order_acquire);
+  }
+
+  /// The ring's counters (see ring_statistics): exact per field, read without disturbing either
+  /// side's hot path. Units: elements. Any thread.
+  [[nodiscard]] ring_statistics statistics() const noexcept {
+    ring_statistics s;
+    // Relaxed: independent counters, each written by one side; nothing is read through them.
+    s.committed = committed_.load(std::memory_order_relaxed);
+    s.refused = refused_.load(std::memory_order_relaxed);
+    s.released = released_.load(std::memory_order_relaxed);
+    s.high_water = high_water_.load(std::memory_order_relaxed);
+    s.wakeups = consumer_wait_.wakeups() + producer_wait_.wakeups();
+    return s;
+  }
+
   // ---------------------------------------------------------------- producer
 
   /// Producer. A grant of exactly `n` contiguous elements, or an empty grant if that much
-  /// contiguous space is not free now. Wraps to the start of the storage when the end is too
-  /// short (the skipped tail is never shown to the consumer). An empty ring grants any
-  /// n <= capacity(). n == 0 returns an empty grant.
-  /// Throws std::length_error if n > capacity(), std::logic_error if a write grant is outstanding.
+  /// contiguous space is not free now (counted in statistics().refused) or the ring is closed.
+  /// Wraps to the start of the storage when the end is too short (the skipped tail is never
+  /// shown to the consumer). An empty ring grants any n <= capacity(). n == 0 returns an empty
+  /// grant. Throws std::length_error if n > capacity(), std::logic_error if a write grant is
+  /// outstanding (neither once the ring is closed).
   [[nodiscard]] write_grant try_reserve(size_type n) {
-    enter_write();
-    if (n > capacity_) detail::throw_too_large("a reservation", n, "the ring's capacity", capacity_);
+    if (is_closed()) return {};
+    check_reserve(n);
     if (n == 0) return {};
-    const size_type tail = capacity_ - widx_;
-    if (n <= tail) {
-      if (fits(n) || (refresh_read(), fits(n))) return open_write(widx_, n, 0);
-      return {};
-    }
-    // Wrap: the data goes to index 0 and the tail is skipped.
-    if (fits(tail + n)) return open_write(0, n, tail);
-    refresh_read();
-    if (fits(tail + n) || w_ == cached_read_) return open_write(0, n, tail);
-    return {};
+    return refused_if_empty(reserve_exact(n));
+  }
+
+  /// Producer. As try_reserve(n), but waits until the grant can be made or the ring is closed
+  /// (then it returns an empty grant). Needs the `waitable` policy.
+  [[nodiscard]] write_grant reserve(size_type n)
+    requires Wait::enabled
+  {
+    return wait_reserve(n, detail::no_deadline{});
+  }
+
+  /// Producer. As reserve(n), but gives up after `timeout`: an empty grant then (counted as
+  /// refused).
+  template <class Rep, class Period>
+  [[nodiscard]] write_grant try_reserve_for(size_type n, const std::chrono::duration<Rep, Period>& timeout)
+    requires Wait::enabled
+  {
+    return wait_reserve(n, detail::deadline_after(timeout));
+  }
+
+  /// Producer. As reserve(n), but gives up at `deadline` (any clock): an empty grant then.
+  template <class Clock, class Duration>
+  [[nodiscard]] write_grant try_reserve_until(size_type n, const std::chrono::time_point<Clock, Duration>& deadline)
+    requires Wait::enabled
+  {
+    return wait_reserve(n, detail::deadline_at<Clock, Duration>{deadline});
   }
 
   /// Producer. A grant of the longest contiguous free run, at most `n` elements (n may exceed
-  /// capacity()), or an empty grant if nothing is free now or n == 0. Never reports less than is
-  /// free at the time of the call. Throws std::logic_error if a write grant is outstanding.
+  /// capacity()), or an empty grant if nothing is free now, n == 0 or the ring is closed. Never
+  /// reports less than is free at the time of the call. Throws std::logic_error if a write
+  /// grant is outstanding (not once the ring is closed).
   [[nodiscard]] write_grant try_reserve_up_to(size_type n) {
+    if (is_closed()) return {};
     enter_write();
     if (n == 0) return {};
-    run_choice c = choose_run(n);
-    if (c.size < n && c.size < capacity_) {
-      refresh_read();
-      c = choose_run(n);
-    }
-    if (c.size == 0) return {};
-    return c.skip ? open_write(0, c.size, c.skip) : open_write(widx_, c.size, 0);
+    return refused_if_empty(reserve_run(n));
+  }
+
+  /// Producer. As try_reserve_up_to(n), but waits until a contiguous run of at least
+  /// min(n, min_free) elements is free (the water mark: a sleeping producer is not woken for
+  /// less) or the ring is closed. Throws std::length_error if min_free > capacity().
+  [[nodiscard]] write_grant reserve_up_to(size_type n, size_type min_free = 1)
+    requires Wait::enabled
+  {
+    return wait_reserve_up_to(n, min_free, detail::no_deadline{});
+  }
+
+  /// Producer. As reserve_up_to(), but gives up after `timeout`: then it returns the longest
+  /// free run if there is one (possibly shorter than min_free), else an empty grant.
+  template <class Rep, class Period>
+  [[nodiscard]] write_grant try_reserve_up_to_for(size_type n, const std::chrono::duration<Rep, Period>& timeout,
+                                                  size_type min_free = 1)
+    requires Wait::enabled
+  {
+    return wait_reserve_up_to(n, min_free, detail::deadline_after(timeout));
+  }
+
+  /// Producer. As try_reserve_up_to_for(), with a deadline on any clock.
+  template <class Clock, class Duration>
+  [[nodiscard]] write_grant try_reserve_up_to_until(size_type n,
+                                                    const std::chrono::time_point<Clock, Duration>& deadline,
+                                                    size_type min_free = 1)
+    requires Wait::enabled
+  {
+    return wait_reserve_up_to(n, min_free, detail::deadline_at<Clock, Duration>{deadline});
   }
 
   /// Producer. Exactly `n` free elements as up to two regions (the second starts at index 0),
   /// for scatter/gather writers (readv, recvmmsg) that accept a split; empty if fewer than n are
-  /// free now or n == 0. Throws as try_reserve().
+  /// free now, n == 0 or the ring is closed. Throws as try_reserve().
   [[nodiscard]] split_write_grant try_reserve_split(size_type n) {
-    enter_write();
-    if (n > capacity_) detail::throw_too_large("a reservation", n, "the ring's capacity", capacity_);
-    if (n == 0 || !(fits(n) || (refresh_read(), fits(n)))) return {};
+    if (is_closed()) return {};
+    check_reserve(n);
+    if (n == 0) return {};
+    if (!(fits(n) || (refresh_read(), fits(n)))) {
+      note_refused();
+      return {};
+    }
     write_open_ = true;
     const size_type first = std::min(n, capacity_ - widx_);
     return split_write_grant(this, std::span<T>(data_ + widx_, first), std::span<T>(data_, n - first));
   }
 
   /// Producer. Copies as many elements of `src` as are free now (across the wrap point) and
-  /// publishes them; returns the count. Throws std::logic_error if a write grant is outstanding.
+  /// publishes them; returns the count (0 once the ring is closed; a non-empty `src` of which
+  /// nothing fits counts as refused). Throws std::logic_error if a write grant is outstanding.
   size_type write_some(std::span<const T> src) {
+    if (is_closed()) return 0;
     enter_write();
     size_type n = std::min(src.size(), free_slots());
     if (n < src.size()) {
       refresh_read();
       n = std::min(src.size(), free_slots());
     }
-    if (n == 0) return 0;
+    if (n == 0) {
+      if (!src.empty()) note_refused();
+      return 0;
+    }
     const size_type first = std::min(n, capacity_ - widx_);
     std::memcpy(data_ + widx_, src.data(), first * sizeof(T));  // n != 0: src.data() is valid
     if (n != first) std::memcpy(data_, src.data() + first, (n - first) * sizeof(T));
@@ -191,13 +289,17 @@ class spsc_ring {
     return n;
   }
 
-  /// Producer. Appends one element; false if the ring is full now.
-  /// Throws std::logic_error if a write grant is outstanding.
+  /// Producer. Appends one element; false if the ring is full now (counted as refused) or
+  /// closed. Throws std::logic_error if a write grant is outstanding (not once closed).
   bool try_push(const T& value) {
+    if (is_closed()) return false;
     enter_write();
     if (w_ - cached_read_ >= capacity_) {
       refresh_read();
-      if (w_ - cached_read_ >= capacity_) return false;
+      if (w_ - cached_read_ >= capacity_) {
+        note_refused();
+        return false;
+      }
     }
     data_[widx_] = value;
     publish_write(1);
@@ -212,10 +314,37 @@ class spsc_ring {
   /// Throws std::logic_error if a read grant is outstanding.
   [[nodiscard]] read_grant try_read() {
     enter_read();
-    const regions r = readable_regions();
-    if (r.first == 0) return {};
-    read_open_ = true;
-    return read_grant(this, std::span<const T>(data_ + ridx_, r.first));
+    return read_contiguous();
+  }
+
+  /// Consumer. Waits until at least `min_ready` elements are committed (the water mark: a
+  /// sleeping consumer is not woken for less), then returns try_read(), which may be shorter
+  /// when the data wraps. Returns early with what is there (at least one element) if the
+  /// producer is stuck for room, so a water mark never deadlocks the two sides; and once the
+  /// ring is closed, returns what is left, then empty grants. Throws std::length_error if
+  /// min_ready > capacity(), std::logic_error if a read grant is outstanding.
+  [[nodiscard]] read_grant read(size_type min_ready = 1)
+    requires Wait::enabled
+  {
+    return wait_read(min_ready, detail::no_deadline{});
+  }
+
+  /// Consumer. As read(min_ready), but waits at most `timeout`; then it returns what is
+  /// committed (possibly fewer than min_ready), or an empty grant if nothing is.
+  template <class Rep, class Period>
+  [[nodiscard]] read_grant try_read_for(const std::chrono::duration<Rep, Period>& timeout, size_type min_ready = 1)
+    requires Wait::enabled
+  {
+    return wait_read(min_ready, detail::deadline_after(timeout));
+  }
+
+  /// Consumer. As try_read_for(), with a deadline on any clock.
+  template <class Clock, class Duration>
+  [[nodiscard]] read_grant try_read_until(const std::chrono::time_point<Clock, Duration>& deadline,
+                                          size_type min_ready = 1)
+    requires Wait::enabled
+  {
+    return wait_read(min_ready, detail::deadline_at<Clock, Duration>{deadline});
   }
 
   /// Consumer. Everything committed, as up to two regions (the second starts at index 0), for
@@ -256,9 +385,8 @@ class spsc_ring {
     std::optional<T> value(data_[ridx_]);
     ++r_;
     if (++ridx_ == capacity_) ridx_ = 0;
-    // Release pairs with the producer's acquire in refresh_read(): our read of the slot happens
-    // before it may overwrite it.
-    read_.store(r_, std::memory_order_release);
+    add_released(1);
+    publish_read();
     return value;
   }
 
@@ -280,6 +408,11 @@ class spsc_ring {
 
   static constexpr std::align_val_t storage_alignment{std::max(alignof(T), detail::cache_line)};
 
+  static bool use_asymmetric() noexcept {
+    if constexpr (Wait::enabled) return detail::enable_asymmetric_fences();
+    return false;
+  }
+
   static size_type checked_capacity(size_type capacity) {
     if (capacity == 0) detail::throw_bad_capacity("a ring's capacity must be at least 1 element");
     if (capacity > std::numeric_limits<size_type>::max() / sizeof(T))
@@ -288,10 +421,108 @@ class spsc_ring {
     return capacity;
   }
 
+  // Relaxed: coherence alone makes a close() that happened before this call visible, and
+  // nothing is read through the flag.
+  bool is_closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
+
   // --- producer internals (producer thread only)
 
   void enter_write() const {
     if (write_open_) detail::throw_grant_outstanding("write");
+  }
+
+  void check_reserve(size_type n) const {
+    enter_write();
+    if (n > capacity_) detail::throw_too_large("a reservation", n, "the ring's capacity", capacity_);
+  }
+
+  // A reservation found no room: count it, and nudge a consumer asleep on a water mark (it
+  // returns what is there, so the two sides never wait on each other). No fence: a consumer
+  // that announces itself just after we looked is nudged by our next refusal or sleep.
+  void note_refused() noexcept {
+    // One writer (this thread): a load and a store, no read-modify-write. Relaxed: a statistic.
+    refused_.store(refused_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if constexpr (Wait::enabled) {
+      if (consumer_wait_.has_sleepers()) [[unlikely]] consumer_wait_.nudge();
+    }
+  }
+  write_grant refused_if_empty(write_grant g) noexcept {
+    if (!g) note_refused();
+    return g;
+  }
+
+  // try_reserve(n) for 0 < n <= capacity_, without the checks and the accounting.
+  write_grant reserve_exact(size_type n) {
+    const size_type tail = capacity_ - widx_;
+    if (n <= tail) {
+      if (fits(n) || (refresh_read(), fits(n))) return open_write(widx_, n, 0);
+      return {};
+    }
+    // Wrap: the data goes to index 0 and the tail is skipped.
+    if (fits(tail + n)) return open_write(0, n, tail);
+    refresh_read();
+    if (fits(tail + n) || w_ == cached_read_) return open_write(0, n, tail);
+    return {};
+  }
+
+  // try_reserve_up_to(n) for n > 0, without the checks and the accounting.
+  write_grant reserve_run(size_type n) {
+    run_choice c = choose_run(n);
+    if (c.size < n && c.size < capacity_) {
+      refresh_read();
+      c = choose_run(n);
+    }
+    if (c.size == 0) return {};
+    return c.skip ? open_write(0, c.size, c.skip) : open_write(widx_, c.size, 0);
+  }
+
+  // Free elements a grant of `n` contiguous ones needs, as the consumer's notifier measures
+  // them (capacity_ - fill): n before the end of the storage, or the tail plus n at the start;
+  // if that exceeds the capacity, only an empty ring will do.
+  size_type free_needed_for(size_type n) const noexcept {
+    const size_type tail = capacity_ - widx_;
+    return n <= tail ? n : std::min(capacity_, tail + n);
+  }
+
+  template <class Deadline>
+  write_grant wait_reserve(size_type n, const Deadline& deadline) {
+    if (is_closed()) return {};
+    check_reserve(n);
+    if (n == 0) return {};
+    write_grant g;
+    const bool ok = producer_wait_.wait_until_ready(
+        asymmetric_, free_needed_for(n), [&] { return is_closed() || (g = reserve_exact(n)); }, deadline,
+        [&] { nudge_consumer(); });
+    if (!ok && !g) note_refused();  // timed out
+    return g;
+  }
+
+  template <class Deadline>
+  write_grant wait_reserve_up_to(size_type n, size_type min_free, const Deadline& deadline) {
+    if (is_closed()) return {};
+    enter_write();
+    if (min_free > capacity_) detail::throw_too_large("a water mark", min_free, "the ring's capacity", capacity_);
+    if (n == 0) return {};
+    const size_type enough = std::max<size_type>(1, std::min(n, min_free));
+    write_grant g;
+    const bool ok = producer_wait_.wait_until_ready(
+        asymmetric_, free_needed_for(enough),
+        [&] {
+          if (is_closed()) return true;
+          g = reserve_run(n);
+          if (g.size() >= enough) return true;
+          g.discard();  // too short for the water mark: withdraw it (publishes nothing)
+          return false;
+        },
+        deadline, [&] { nudge_consumer(); });
+    if (!ok && !is_closed()) g = reserve_run(n);  // timed out: the longest run there is
+    if (!g && !is_closed()) note_refused();
+    return g;
+  }
+
+  // About to sleep for room: a consumer asleep on a water mark must not wait for us.
+  void nudge_consumer() noexcept {
+    if (consumer_wait_.has_sleepers()) consumer_wait_.nudge();
   }
 
   // Acquire pairs with the consumer's release stores of read_: its reads of freed slots happen
@@ -332,6 +563,19 @@ class spsc_ring {
     // Release pairs with the consumer's acquire in refresh_write(): the elements (and skip_index_)
     // written before this store are visible to it once it sees the new cursor.
     write_.store(w_, std::memory_order_release);
+    // One writer: a load and a store. Relaxed: a statistic, on our own line.
+    committed_.store(committed_.load(std::memory_order_relaxed) + k, std::memory_order_relaxed);
+    if constexpr (Wait::enabled) {
+      // Pairs with the consumer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
+      detail::light_fence(asymmetric_);
+      if (consumer_wait_.has_sleepers()) [[unlikely]] wake_consumer();
+    }
+  }
+
+  // The consumer sleeps: wake it if what is committed reaches its water mark. Relaxed load of
+  // read_: has_sleepers()'s acquire already ordered it after the consumer's last store of read_.
+  [[gnu::noinline]] void wake_consumer() noexcept {
+    consumer_wait_.wake_if_wanted(w_ - read_.load(std::memory_order_relaxed));
   }
 
   void commit_write(size_type skip, size_type k) noexcept {
@@ -356,9 +600,41 @@ class spsc_ring {
     if (read_open_) detail::throw_grant_outstanding("read");
   }
 
+  read_grant read_contiguous() {
+    const regions r = readable_regions();
+    if (r.first == 0) return {};
+    read_open_ = true;
+    return read_grant(this, std::span<const T>(data_ + ridx_, r.first));
+  }
+
+  template <class Deadline>
+  read_grant wait_read(size_type min_ready, const Deadline& deadline) {
+    enter_read();
+    if (min_ready > capacity_) detail::throw_too_large("a water mark", min_ready, "the ring's capacity", capacity_);
+    const std::uint64_t enough = std::max<size_type>(1, min_ready);
+    const std::uint32_t nudged = consumer_wait_.nudges();
+    (void)consumer_wait_.wait_until_ready(
+        asymmetric_, enough,
+        [&] {
+          // Seq_cst: pairs with close()'s store (see wait_slot::wake_all).
+          if (closed_.load(std::memory_order_seq_cst)) return true;
+          refresh_write();
+          const std::uint64_t ready = cached_write_ - r_;
+          // Short of the water mark, still go if the producer is stuck: asleep (a load after our
+          // heavy fence; it loads our sleeper count after its own) or refused since we began.
+          return ready >= enough ||
+                 (ready != 0 && (producer_wait_.has_sleepers() || consumer_wait_.nudges() != nudged));
+        },
+        deadline, [] {});
+    return read_contiguous();
+  }
+
   void refresh_write() noexcept {
     // Acquire pairs with the producer's release in publish_write().
     cached_write_ = write_.load(std::memory_order_acquire);
+    // The most the consumer ever found waiting (a statistic; one writer: load and store).
+    const std::uint64_t fill = std::min<std::uint64_t>(cached_write_ - r_, capacity_);
+    if (fill > high_water_.load(std::memory_order_relaxed)) high_water_.store(fill, std::memory_order_relaxed);
     // Relaxed: set before that release. A newer value than the one it covered names a skip at or
     // beyond cached_write_ (in the lap the read position is in), so it never matches a readable
     // position: see readable_regions().
@@ -390,8 +666,7 @@ class spsc_ring {
     // write_ we loaded) lies at or beyond cached_write_ > r_, so neither test below can match it.
     if (ridx_ == cached_skip_index_) {
       jump_skip();
-      // Release pairs with refresh_read(): the producer may reuse the skipped tail.
-      read_.store(r_, std::memory_order_release);
+      publish_read();  // the producer may reuse the skipped tail
     }
     const std::uint64_t avail = cached_write_ - r_;
     size_type first = static_cast<size_type>(std::min<std::uint64_t>(avail, capacity_ - ridx_));
@@ -416,9 +691,32 @@ class spsc_ring {
       ridx_ = second;
       if (gap != 0) clear_skip();  // passed it (with no gap there was none to pass)
     }
-    // Release pairs with refresh_read(): our reads of these slots happen before the producer
-    // overwrites them.
+    add_released(first + second);
+    publish_read();
+  }
+
+  void add_released(size_type k) noexcept {
+    // One writer: a load and a store. Relaxed: a statistic, on our own line.
+    released_.store(released_.load(std::memory_order_relaxed) + k, std::memory_order_relaxed);
+  }
+
+  // Publishes r_ and wakes a producer asleep for room if it now has enough.
+  void publish_read() noexcept {
+    // Release pairs with the producer's acquire in refresh_read(): our reads of the freed slots
+    // happen before it overwrites them.
     read_.store(r_, std::memory_order_release);
+    if constexpr (Wait::enabled) {
+      // Pairs with the producer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
+      detail::light_fence(asymmetric_);
+      if (producer_wait_.has_sleepers()) [[unlikely]] wake_producer();
+    }
+  }
+
+  // The producer sleeps: wake it if the free space reaches its need. Relaxed load of write_:
+  // has_sleepers()'s acquire already ordered it after the producer's last store of write_.
+  [[gnu::noinline]] void wake_producer() noexcept {
+    const std::uint64_t used = write_.load(std::memory_order_relaxed) - r_;
+    producer_wait_.wake_if_wanted(used >= capacity_ ? 0 : capacity_ - used);
   }
 
   void abandon_read() noexcept { read_open_ = false; }
@@ -441,6 +739,8 @@ class spsc_ring {
   size_type widx_ = 0;                               // storage index of w_, in [0, capacity_)
   std::uint64_t cached_read_ = 0;                    // <= read_: a possibly stale copy
   bool write_open_ = false;                          // a write grant is outstanding
+  std::atomic<std::uint64_t> committed_{0};          // statistics, written by the producer only
+  std::atomic<std::uint64_t> refused_{0};
 
   // --- consumer-private: written and read only by the consumer.
   alignas(detail::cache_line) std::uint64_t r_ = 0;  // == read_
@@ -448,11 +748,20 @@ class spsc_ring {
   std::uint64_t cached_write_ = 0;                   // <= write_: a possibly stale copy
   size_type cached_skip_index_ = no_skip;            // skip_index_ as of it; no_skip for none
   bool read_open_ = false;                           // a read grant is outstanding
+  std::atomic<std::uint64_t> released_{0};           // statistics, written by the consumer only
+  std::atomic<std::uint64_t> high_water_{0};
+
+  // --- sleepers of each side (each on its own line; see detail/wait.hpp)
+  detail::wait_slot consumer_wait_;  // the consumer, waiting for data
+  detail::wait_slot producer_wait_;  // the producer, waiting for room
 
   // --- constant after construction, read by both.
   alignas(detail::cache_line) T* data_ = nullptr;
   size_type capacity_;
   bool owned_ = false;
+  const bool asymmetric_;  // light_fence() is a compiler barrier (membarrier is registered)
+  // Set once by close(); read by every reservation. Here, not on a cursor line: written once.
+  std::atomic<bool> closed_{false};
 };
 
 // ==================================================================== grants
@@ -460,8 +769,8 @@ class spsc_ring {
 /// A producer's view of exactly size() contiguous free elements. Move-only. commit(k) publishes
 /// its first k elements; destroying it without commit publishes nothing. Contextually false
 /// when empty (the reservation could not be satisfied now).
-template <class T>
-class [[nodiscard]] spsc_ring<T>::write_grant {
+template <class T, class Wait>
+class [[nodiscard]] spsc_ring<T, Wait>::write_grant {
  public:
   write_grant() noexcept = default;
   write_grant(write_grant&& other) noexcept
@@ -516,8 +825,8 @@ class [[nodiscard]] spsc_ring<T>::write_grant {
 
 /// A consumer's view of contiguous committed elements. Move-only. release(k) frees the first k;
 /// destroying it without release frees nothing (a peek). Contextually false when empty.
-template <class T>
-class [[nodiscard]] spsc_ring<T>::read_grant {
+template <class T, class Wait>
+class [[nodiscard]] spsc_ring<T, Wait>::read_grant {
  public:
   read_grant() noexcept = default;
   read_grant(read_grant&& other) noexcept
@@ -567,8 +876,8 @@ class [[nodiscard]] spsc_ring<T>::read_grant {
 /// A producer's view of exactly size() free elements as two regions: first() at the write
 /// position, then second() from the start of the storage (empty when no wrap is needed).
 /// commit(k) publishes the first k elements of first() followed by second(). Move-only.
-template <class T>
-class [[nodiscard]] spsc_ring<T>::split_write_grant {
+template <class T, class Wait>
+class [[nodiscard]] spsc_ring<T, Wait>::split_write_grant {
  public:
   split_write_grant() noexcept = default;
   split_write_grant(split_write_grant&& other) noexcept
@@ -622,8 +931,8 @@ class [[nodiscard]] spsc_ring<T>::split_write_grant {
 /// A consumer's view of everything committed as two regions: first() at the read position, then
 /// second() from the start of the storage (empty when the data does not wrap). release(k) frees
 /// the first k elements in that order. Move-only; dropping it frees nothing.
-template <class T>
-class [[nodiscard]] spsc_ring<T>::split_read_grant {
+template <class T, class Wait>
+class [[nodiscard]] spsc_ring<T, Wait>::split_read_grant {
  public:
   split_read_grant() noexcept = default;
   split_read_grant(split_read_grant&& other) noexcept

@@ -1,0 +1,220 @@
+// Sleeping until the other side of a ring makes progress, and waking it only when it sleeps.
+//
+// The problem
+// -----------
+// A side that finds no data (or no room) may sleep on a futex. The other side must then wake it
+// after its next commit (or release), but issuing a wake-up on every commit would put a system
+// call on the fast path. So the sleeper announces itself (`sleepers_`, one counter per side)
+// and the side that makes progress wakes it only if it sees the announcement. That is Dekker's
+// pattern: the sleeper stores "I sleep" then loads the cursor; the other side stores the cursor
+// then loads "who sleeps". Without a full fence between the store and the load on *both* sides
+// each may miss the other's store (store buffering, allowed even on x86), and the wake-up is
+// lost. A full fence on every commit and release is what halves a ring's single-item rate.
+//
+// The choice: an asymmetric fence
+// -------------------------------
+// The sleeper is about to enter the kernel anyway, so it pays for both sides: after announcing
+// itself it issues membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), which runs a full memory
+// barrier on every CPU currently running a thread of this process (threads not running pass a
+// full barrier when they are switched back in). The side that makes progress then needs only a
+// compiler barrier between its cursor store and its plain load of `sleepers_` (light_fence()).
+// Why that suffices: the barrier forced into the fast thread falls somewhere in its program.
+// If it falls before that thread's load of `sleepers_`, the load comes after the sleeper's
+// announcement was made globally visible, so it sees it and wakes the sleeper. If it falls
+// after the load, the cursor store before it is drained to memory before membarrier returns,
+// so the sleeper's re-check of the cursor sees it and it does not sleep. Either way nothing is
+// lost. This is the pairing folly's asymmetric barriers and liburcu's membarrier flavour use.
+//
+// Where membarrier is missing (old kernels, seccomp filters, non-Linux, or the environment
+// variable SLUICE_NO_MEMBARRIER set), enable_asymmetric_fences() returns false and the ring
+// falls back to a full fence on both sides: correct, only slower. Each ring decides once, at
+// construction, so its two sides always agree. Rings that never wait can opt out entirely with
+// the `no_waiting` policy (wait_policy.hpp); the benchmark races the two.
+//
+// The protocol
+// ------------
+// Sleeper (a side whose condition does not hold), in wait_until_ready():
+//   1. spin briefly re-checking the condition;
+//   2. e = epoch_ (seq_cst); lower `want_` to its own need (seq_cst CAS); ++sleepers_ (seq_cst);
+//   3. heavy_fence(); re-check the condition; if it holds, leave;
+//   4. futex-wait on epoch_ while it still equals e (the kernel re-reads it atomically);
+//   5. --sleepers_; re-check; repeat from 2 if it still does not hold.
+// Notifier (the other side, after its cursor store): light_fence(); if sleepers_ != 0 (acquire,
+// pairing with the increment in 2: it then sees the sleeper's `want_`), compute the amount now
+// available to the sleeper; if it reaches `want_`, swap `want_` back to "none", bump epoch_ and
+// futex-wake everyone. Waking everyone is right: sleepers are few (one consumer, or producers
+// of an mpsc ring), and each re-checks its own condition and sleeps again with its own need.
+// Snapshotting epoch_ before publishing the need in step 2 closes the last gap: a notifier that
+// resets `want_` after the sleeper lowered it bumps epoch_ after the snapshot (all seq_cst), so
+// the futex-wait returns at once.
+//
+// Hysteresis: `want_` is an amount (elements or bytes ready, or free), so a consumer waiting for
+// 64 KiB is not woken for every small record. A water mark must never let both sides sleep on
+// each other: a producer about to sleep, or refused for room, "nudges" a sleeping consumer
+// (nudges_), and a consumer whose water mark is not met still returns what is there if a
+// producer is asleep or has nudged it.
+#pragma once
+
+#include <sluice/detail/config.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+
+namespace sluice::detail {
+
+// ---- lib/wait.cpp: the platform layer
+
+// Registers this process for expedited membarrier, once. True if heavy_fence() may then pair
+// with light_fence()'s compiler barrier; false means both sides must use full fences.
+bool enable_asymmetric_fences() noexcept;
+// The sleeper's side of the pairing: a full fence, plus membarrier when `asymmetric`.
+void heavy_fence(bool asymmetric) noexcept;
+// Sleeps while `word` holds `expected`, at most `timeout_ns` (forever if negative). Returns on
+// a wake-up, a timeout, a signal or a spurious wake: callers re-check their condition.
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns) noexcept;
+// Wakes every thread sleeping in futex_wait() on `word`.
+void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept;
+// System calls sluice has issued in this process (futex and membarrier), for tests.
+std::uint64_t kernel_calls() noexcept;
+
+// The progress side's half of the pairing with heavy_fence() (see above).
+inline void light_fence(bool asymmetric) noexcept {
+  if (asymmetric)
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler barrier only
+  else
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+// ---- deadlines
+
+struct no_deadline {
+  static constexpr bool timed = false;
+  static constexpr std::int64_t remaining_ns() noexcept { return -1; }
+};
+
+// Any clock: the remaining time is re-read from Clock after every wake-up, so a clock that jumps
+// is honoured when the sleep ends (as std::condition_variable does for clocks it cannot wait on).
+template <class Clock, class Duration>
+struct deadline_at {
+  static constexpr bool timed = true;
+  std::chrono::time_point<Clock, Duration> when;
+  std::int64_t remaining_ns() const {
+    const auto left = std::chrono::ceil<std::chrono::nanoseconds>(when - Clock::now()).count();
+    return left < 0 ? 0 : left;
+  }
+};
+
+inline deadline_at<std::chrono::steady_clock, std::chrono::steady_clock::duration> deadline_after(
+    std::chrono::nanoseconds d) {
+  const auto now = std::chrono::steady_clock::now();
+  // Saturate instead of overflowing for "practically forever" durations.
+  const auto room = std::chrono::steady_clock::time_point::max() - now;
+  return {d >= room ? std::chrono::steady_clock::time_point::max() : now + d};
+}
+
+// ---- one side's sleeping place
+
+// The sleepers of one side of a ring. Its own 128-byte line: the other side loads `sleepers_`
+// on every commit or release, and that line changes only when somebody goes to sleep.
+class alignas(cache_line) wait_slot {
+ public:
+  static constexpr std::uint64_t no_want = std::numeric_limits<std::uint64_t>::max();
+
+  // Fast path, on the progress side after light_fence(). Acquire pairs with the sleeper's
+  // increment: a notifier that sees it also sees the sleeper's `want_` (stored before it).
+  bool has_sleepers() const noexcept { return sleepers_.load(std::memory_order_acquire) != 0; }
+
+  // Slow path: the sleepers may proceed once `available` reaches the lowest want.
+  void wake_if_wanted(std::uint64_t available) noexcept {
+    std::uint64_t want = want_.load(std::memory_order_seq_cst);  // see the essay, step 2
+    while (available >= want) {
+      // Only one notifier takes a given want; a failure reloads it (another notifier reset it to
+      // no_want, or a new sleeper lowered it) and the loop decides again.
+      if (want_.compare_exchange_weak(want, no_want, std::memory_order_seq_cst)) {
+        wake_all();
+        return;
+      }
+    }
+  }
+
+  // Slow path: the other side is stuck (refused for room, or about to sleep). Wakes sleepers
+  // whatever they want; they return what is there instead of waiting for their water mark.
+  void nudge() noexcept {
+    nudges_.fetch_add(1, std::memory_order_seq_cst);  // read by the sleeper's condition
+    want_.store(no_want, std::memory_order_seq_cst);
+    wake_all();
+  }
+
+  // Bumps the epoch (so a sleeper between its snapshot and its futex-wait does not sleep) and
+  // wakes whoever sleeps. The seq_cst load of sleepers_ after the seq_cst bump pairs with the
+  // sleeper's seq_cst increment before its own futex-wait: if we read 0 here, the kernel's read
+  // of epoch_ in that futex-wait (after the increment) sees the bump.
+  void wake_all() noexcept {
+    epoch_.fetch_add(1, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
+    // Relaxed: a statistic; the futex call orders nothing it needs.
+    wakeups_.fetch_add(1, std::memory_order_relaxed);
+    futex_wake_all(epoch_);
+  }
+
+  std::uint32_t nudges() const noexcept { return nudges_.load(std::memory_order_seq_cst); }
+  std::uint64_t wakeups() const noexcept { return wakeups_.load(std::memory_order_relaxed); }
+
+  // Blocks until ready() holds or the deadline passes; returns ready()'s last answer. `want` is
+  // the amount the caller needs (what the notifier compares with). before_sleep() runs after the
+  // announcement and before the re-check (a producer nudges the consumer there).
+  template <class Ready, class Deadline, class BeforeSleep>
+  bool wait_until_ready(bool asymmetric, std::uint64_t want, Ready&& ready, const Deadline& deadline,
+                        BeforeSleep&& before_sleep) {
+    if (ready()) return true;
+    for (int i = 0; i < spin_iterations; ++i) {
+      if constexpr (Deadline::timed) {
+        if (deadline.remaining_ns() == 0) return ready();
+      }
+      cpu_relax();
+      if (ready()) return true;
+    }
+    for (;;) {
+      const std::int64_t left = deadline.remaining_ns();
+      if (left == 0) return ready();
+      const std::uint32_t epoch = epoch_.load(std::memory_order_seq_cst);  // step 2, first
+      lower_want(want);
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      heavy_fence(asymmetric);  // pairs with the notifier's light_fence()
+      before_sleep();
+      bool done = ready();
+      if (!done) futex_wait(epoch_, epoch, left);
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+      if (done || ready()) return true;
+    }
+  }
+
+ private:
+  // About a microsecond of polling before the first system call: a hand-off that is already
+  // under way completes without sleeping.
+  static constexpr int spin_iterations = 64;
+
+  void lower_want(std::uint64_t want) noexcept {
+    std::uint64_t current = want_.load(std::memory_order_seq_cst);
+    while (want < current && !want_.compare_exchange_weak(current, want, std::memory_order_seq_cst)) {
+    }
+  }
+
+  std::atomic<std::uint32_t> sleepers_{0};  // threads between announcing and leaving
+  std::atomic<std::uint32_t> epoch_{0};     // the futex word: bumped by every wake
+  std::atomic<std::uint32_t> nudges_{0};    // bumped when the other side is stuck
+  std::atomic<std::uint64_t> want_{no_want};  // the lowest amount a sleeper needs
+  std::atomic<std::uint64_t> wakeups_{0};   // statistic: wake system calls issued
+};
+
+}  // namespace sluice::detail

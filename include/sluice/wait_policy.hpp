@@ -1,0 +1,18 @@
+// Whether a ring supports waiting: the blocking and timed calls, and the wake-ups behind them.
+#pragma once
+
+namespace sluice {
+
+/// Waiting policy (the default): the ring has blocking and timed calls, and each commit and
+/// release looks, with one plain load, for a sleeping other side to wake.
+struct waitable {
+  static constexpr bool enabled = true;
+};
+
+/// Waiting policy: non-blocking calls only. Commits and releases never look for sleepers;
+/// close() and the statistics still work. For a ring whose both sides poll.
+struct no_waiting {
+  static constexpr bool enabled = false;
+};
+
+}  // namespace sluice
