@@ -286,7 +286,7 @@ class basic_record_ring {
 
  private:
   static bool use_asymmetric() noexcept {
-    if constexpr (Wait::enabled) return detail::enable_asymmetric_fences();
+    if constexpr (Wait::enabled) return Wait::asymmetric_fences && detail::enable_asymmetric_fences();
     return false;
   }
 
@@ -298,9 +298,9 @@ class basic_record_ring {
     if (n > max_record_size()) detail::throw_too_large("a record", n, "max_record_size()", max_record_size());
   }
 
-  // A reservation found no room: count it, and nudge a consumer asleep on a water mark (it then
-  // returns what is there). No fence: a consumer that announces itself just after we looked is
-  // nudged by the next refusal or by a producer about to sleep.
+  // A reservation found no room: count it, and nudge a consumer asleep on a water mark with
+  // something ready (it then returns that). No fence: a consumer that announces itself just
+  // after we looked is nudged by the next refusal or by a producer about to sleep.
   void note_refused() noexcept {
     if constexpr (Policy::multi) {
       refused_.fetch_add(1, std::memory_order_relaxed);  // a statistic
@@ -309,7 +309,7 @@ class basic_record_ring {
       refused_.store(refused_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     if constexpr (Wait::enabled) {
-      if (consumer_wait_.has_sleepers()) [[unlikely]] consumer_wait_.nudge();
+      if (consumer_wait_.has_sleepers() && consumer_wait_.holding_out()) [[unlikely]] consumer_wait_.nudge();
     }
   }
 
@@ -352,6 +352,7 @@ class basic_record_ring {
           // Seq_cst: pairs with close()'s store (see wait_slot::wake_all).
           if (closed_.load(std::memory_order_seq_cst)) return true;
           const scan_result r = scan();
+          consumer_wait_.set_holding_out(r.records != 0);
           if (r.records == 0) {
             // Only skipped tails and withdrawn reservations: free them now, a producer may be
             // waiting for exactly that space.
@@ -363,6 +364,7 @@ class basic_record_ring {
           return r.scanned >= enough || producer_wait_.has_sleepers() || consumer_wait_.nudges() != nudged;
         },
         deadline, [] {});
+    consumer_wait_.set_holding_out(false);
     return read_now();
   }
 
@@ -520,7 +522,8 @@ class basic_record_ring {
     }
     if constexpr (Wait::enabled) {
       // Pairs with the consumer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      detail::light_fence(asymmetric_);
+      detail::light_fence(asymmetric_, *reinterpret_cast<std::uint64_t*>(data_ + at),
+                          consumer_wait_.sleepers_word());
       if (consumer_wait_.has_sleepers()) [[unlikely]] wake_consumer();
     }
   }
@@ -551,7 +554,7 @@ class basic_record_ring {
     released_.store(released_.load(std::memory_order_relaxed) + records, std::memory_order_relaxed);
     if constexpr (Wait::enabled) {
       // Pairs with the producers' heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      detail::light_fence(asymmetric_);
+      detail::light_fence(asymmetric_, head_, producer_wait_.sleepers_word());
       if (producer_wait_.has_sleepers()) [[unlikely]] wake_producers();
     }
   }

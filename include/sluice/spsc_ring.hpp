@@ -183,7 +183,9 @@ class spsc_ring {
     if (is_closed()) return {};
     check_reserve(n);
     if (n == 0) return {};
-    return refused_if_empty(reserve_exact(n));
+    write_grant g = reserve_exact(n);
+    if (!g) note_refused();
+    return g;
   }
 
   /// Producer. As try_reserve(n), but waits until the grant can be made or the ring is closed
@@ -219,7 +221,9 @@ class spsc_ring {
     if (is_closed()) return {};
     enter_write();
     if (n == 0) return {};
-    return refused_if_empty(reserve_run(n));
+    write_grant g = reserve_run(n);
+    if (!g) note_refused();
+    return g;
   }
 
   /// Producer. As try_reserve_up_to(n), but waits until a contiguous run of at least
@@ -409,7 +413,7 @@ class spsc_ring {
   static constexpr std::align_val_t storage_alignment{std::max(alignof(T), detail::cache_line)};
 
   static bool use_asymmetric() noexcept {
-    if constexpr (Wait::enabled) return detail::enable_asymmetric_fences();
+    if constexpr (Wait::enabled) return Wait::asymmetric_fences && detail::enable_asymmetric_fences();
     return false;
   }
 
@@ -436,19 +440,15 @@ class spsc_ring {
     if (n > capacity_) detail::throw_too_large("a reservation", n, "the ring's capacity", capacity_);
   }
 
-  // A reservation found no room: count it, and nudge a consumer asleep on a water mark (it
-  // returns what is there, so the two sides never wait on each other). No fence: a consumer
-  // that announces itself just after we looked is nudged by our next refusal or sleep.
+  // A reservation found no room: count it, and nudge a consumer asleep on a water mark with
+  // something ready (it returns that, so the two sides never wait on each other). No fence: a
+  // consumer that announces itself just after we looked is nudged by our next refusal or sleep.
   void note_refused() noexcept {
     // One writer (this thread): a load and a store, no read-modify-write. Relaxed: a statistic.
     refused_.store(refused_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if constexpr (Wait::enabled) {
-      if (consumer_wait_.has_sleepers()) [[unlikely]] consumer_wait_.nudge();
+      if (consumer_wait_.has_sleepers() && consumer_wait_.holding_out()) [[unlikely]] consumer_wait_.nudge();
     }
-  }
-  write_grant refused_if_empty(write_grant g) noexcept {
-    if (!g) note_refused();
-    return g;
   }
 
   // try_reserve(n) for 0 < n <= capacity_, without the checks and the accounting.
@@ -567,7 +567,7 @@ class spsc_ring {
     committed_.store(committed_.load(std::memory_order_relaxed) + k, std::memory_order_relaxed);
     if constexpr (Wait::enabled) {
       // Pairs with the consumer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      detail::light_fence(asymmetric_);
+      detail::light_fence(asymmetric_, write_, consumer_wait_.sleepers_word());
       if (consumer_wait_.has_sleepers()) [[unlikely]] wake_consumer();
     }
   }
@@ -620,12 +620,14 @@ class spsc_ring {
           if (closed_.load(std::memory_order_seq_cst)) return true;
           refresh_write();
           const std::uint64_t ready = cached_write_ - r_;
+          consumer_wait_.set_holding_out(ready != 0);
           // Short of the water mark, still go if the producer is stuck: asleep (a load after our
           // heavy fence; it loads our sleeper count after its own) or refused since we began.
           return ready >= enough ||
                  (ready != 0 && (producer_wait_.has_sleepers() || consumer_wait_.nudges() != nudged));
         },
         deadline, [] {});
+    consumer_wait_.set_holding_out(false);
     return read_contiguous();
   }
 
@@ -707,7 +709,7 @@ class spsc_ring {
     read_.store(r_, std::memory_order_release);
     if constexpr (Wait::enabled) {
       // Pairs with the producer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      detail::light_fence(asymmetric_);
+      detail::light_fence(asymmetric_, read_, producer_wait_.sleepers_word());
       if (producer_wait_.has_sleepers()) [[unlikely]] wake_producer();
     }
   }

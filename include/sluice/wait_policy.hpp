@@ -5,8 +5,13 @@ namespace sluice {
 
 /// Waiting policy (the default): the ring has blocking and timed calls, and each commit and
 /// release looks, with one plain load, for a sleeping other side to wake.
+///
+/// A policy is any type with `static constexpr bool enabled` and, when enabled,
+/// `static constexpr bool asymmetric_fences`: false makes both sides use full fences even where
+/// membarrier is available (what a waiting ring costs without it; the benchmark measures it).
 struct waitable {
   static constexpr bool enabled = true;
+  static constexpr bool asymmetric_fences = true;
 };
 
 /// Waiting policy: non-blocking calls only. Commits and releases never look for sleepers;

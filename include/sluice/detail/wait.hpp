@@ -79,10 +79,16 @@ void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept;
 // System calls sluice has issued in this process (futex and membarrier), for tests.
 std::uint64_t kernel_calls() noexcept;
 
-// The progress side's half of the pairing with heavy_fence() (see above).
-inline void light_fence(bool asymmetric) noexcept {
+// The progress side's half of the pairing with heavy_fence() (see above), between its store of
+// `stored` and its load of `loaded` (a sleeper count). With membarrier, only the compiler must
+// keep the two in program order: the empty asm claims to read and write exactly those two
+// objects, so the store is emitted before it and the load after it, while everything else (the
+// ring's private cursors) may stay in registers. A full compiler barrier
+// (atomic_signal_fence) would also do, but costs a store-forwarding round trip per call.
+template <class Stored, class Loaded>
+inline void light_fence(bool asymmetric, Stored& stored, Loaded& loaded) noexcept {
   if (asymmetric)
-    std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler barrier only
+    asm volatile("" : "+m"(stored), "+m"(loaded));
   else
     std::atomic_thread_fence(std::memory_order_seq_cst);
 }
@@ -130,6 +136,9 @@ class alignas(cache_line) wait_slot {
  public:
   static constexpr std::uint64_t no_want = std::numeric_limits<std::uint64_t>::max();
 
+  // The word light_fence() orders the progress side's cursor store before.
+  std::atomic<std::uint32_t>& sleepers_word() noexcept { return sleepers_; }
+
   // Fast path, on the progress side after light_fence(). Acquire pairs with the sleeper's
   // increment: a notifier that sees it also sees the sleeper's `want_` (stored before it).
   bool has_sleepers() const noexcept { return sleepers_.load(std::memory_order_acquire) != 0; }
@@ -168,6 +177,14 @@ class alignas(cache_line) wait_slot {
   }
 
   std::uint32_t nudges() const noexcept { return nudges_.load(std::memory_order_seq_cst); }
+
+  // A consumer holding out for its water mark with something already ready says so, so that a
+  // refused non-blocking producer nudges it only when the nudge can help (a consumer with
+  // nothing ready would only go back to sleep, and every refusal would cost a wake-up).
+  // Relaxed: a hint for the refusal path, which is best effort by design (the essay above);
+  // a producer about to sleep nudges regardless.
+  void set_holding_out(bool holding) noexcept { holding_out_.store(holding, std::memory_order_relaxed); }
+  bool holding_out() const noexcept { return holding_out_.load(std::memory_order_relaxed); }
   std::uint64_t wakeups() const noexcept { return wakeups_.load(std::memory_order_relaxed); }
 
   // Blocks until ready() holds or the deadline passes; returns ready()'s last answer. `want` is
@@ -213,6 +230,7 @@ class alignas(cache_line) wait_slot {
   std::atomic<std::uint32_t> sleepers_{0};  // threads between announcing and leaving
   std::atomic<std::uint32_t> epoch_{0};     // the futex word: bumped by every wake
   std::atomic<std::uint32_t> nudges_{0};    // bumped when the other side is stuck
+  std::atomic<bool> holding_out_{false};    // a sleeper has something ready, short of its mark
   std::atomic<std::uint64_t> want_{no_want};  // the lowest amount a sleeper needs
   std::atomic<std::uint64_t> wakeups_{0};   // statistic: wake system calls issued
 };

@@ -1,0 +1,118 @@
+// What waiting support costs the non-blocking paths. Each ring runs the same non-blocking
+// traffic under three waiting policies, in one run:
+//   no_waiting   commits and releases never look for sleepers (the floor);
+//   waitable     the default: a compiler barrier and one plain load per commit and release,
+//                paired with the sleeper's membarrier (see include/sluice/detail/wait.hpp);
+//   full_fence   the classic design: a full fence per commit and release.
+// Nobody ever sleeps here; the figures isolate the bookkeeping. bench/waiting_ratios.py turns
+// the JSON output into median ratios against no_waiting.
+#include <sluice/record_ring.hpp>
+#include <sluice/spsc_ring.hpp>
+
+#include "two_threads.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace {
+
+// Waiting with full fences on both sides, as if membarrier were unavailable.
+struct full_fence {
+  static constexpr bool enabled = true;
+  static constexpr bool asymmetric_fences = false;
+};
+
+constexpr std::uint64_t per_iteration = 1 << 16;
+
+// One item per commit and per release: where bookkeeping weighs most.
+template <class Wait>
+void spsc_ring_push_pop(benchmark::State& state) {
+  sluice::spsc_ring<std::uint64_t, Wait> ring(4096);
+  sluice_bench::run(
+      state, per_iteration, [&](std::uint64_t i) { while (!ring.try_push(i)) {} },
+      [&]() -> std::uint64_t {
+        auto x = ring.try_pop();
+        if (x) benchmark::DoNotOptimize(*x);
+        return x ? 1 : 0;
+      });
+}
+
+// Zero-copy grants of up to 64 items: one commit and one release per block.
+template <class Wait>
+void spsc_ring_grants64(benchmark::State& state) {
+  sluice::spsc_ring<std::uint64_t, Wait> ring(4096);
+  std::uint64_t pending = 0, next = 0;
+  sluice_bench::run(
+      state, per_iteration,
+      [&](std::uint64_t) {
+        if (pending == 0) {
+          for (;;) {
+            if (auto g = ring.try_reserve_up_to(64)) {
+              for (auto& x : g) x = next++;
+              pending = g.size();
+              g.commit();
+              break;
+            }
+          }
+        }
+        --pending;
+      },
+      [&]() -> std::uint64_t {
+        auto g = ring.try_read();
+        std::uint64_t sum = 0;
+        for (std::uint64_t x : g) sum += x;
+        benchmark::DoNotOptimize(sum);
+        const std::uint64_t n = g.size();
+        g.release();
+        return n;
+      });
+}
+
+// 16-byte records, one per reservation; the consumer releases whole batches.
+template <class Policy, class Wait>
+void record_ring_16B(benchmark::State& state) {
+  sluice::basic_record_ring<Policy, Wait> ring(1 << 16);
+  sluice_bench::run(
+      state, per_iteration,
+      [&](std::uint64_t i) {
+        for (;;) {
+          if (auto g = ring.try_reserve(16)) {
+            std::memcpy(g.data(), &i, sizeof i);
+            g.commit();
+            return;
+          }
+        }
+      },
+      [&]() -> std::uint64_t {
+        auto b = ring.try_read();
+        std::uint64_t sum = 0;
+        for (auto record : b) {
+          std::uint64_t x;
+          std::memcpy(&x, record.data(), sizeof x);
+          sum += x;
+        }
+        benchmark::DoNotOptimize(sum);
+        const std::uint64_t n = b.size();
+        b.release();
+        return n;
+      });
+}
+
+BENCHMARK_TEMPLATE(spsc_ring_push_pop, sluice::no_waiting)->UseRealTime();
+BENCHMARK_TEMPLATE(spsc_ring_push_pop, sluice::waitable)->UseRealTime();
+BENCHMARK_TEMPLATE(spsc_ring_push_pop, full_fence)->UseRealTime();
+BENCHMARK_TEMPLATE(spsc_ring_grants64, sluice::no_waiting)->UseRealTime();
+BENCHMARK_TEMPLATE(spsc_ring_grants64, sluice::waitable)->UseRealTime();
+BENCHMARK_TEMPLATE(spsc_ring_grants64, full_fence)->UseRealTime();
+BENCHMARK_TEMPLATE(record_ring_16B, sluice::single_producer, sluice::no_waiting)->UseRealTime();
+BENCHMARK_TEMPLATE(record_ring_16B, sluice::single_producer, sluice::waitable)->UseRealTime();
+BENCHMARK_TEMPLATE(record_ring_16B, sluice::single_producer, full_fence)->UseRealTime();
+BENCHMARK_TEMPLATE(record_ring_16B, sluice::multi_producer, sluice::no_waiting)->UseRealTime();
+BENCHMARK_TEMPLATE(record_ring_16B, sluice::multi_producer, sluice::waitable)->UseRealTime();
+BENCHMARK_TEMPLATE(record_ring_16B, sluice::multi_producer, full_fence)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
