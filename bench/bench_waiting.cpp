@@ -4,8 +4,9 @@
 //   waitable     the default: a compiler barrier and one plain load per commit and release,
 //                paired with the sleeper's membarrier (see include/sluice/detail/wait.hpp);
 //   full_fence   the classic design: a full fence per commit and release.
-// Nobody ever sleeps here; the figures isolate the bookkeeping. bench/waiting_ratios.py turns
-// the JSON output into median ratios against no_waiting.
+// Nobody ever sleeps here; the figures isolate the bookkeeping. The two-thread runs are what a
+// user sees; the one-thread runs are the bookkeeping's instruction cost alone.
+// bench/waiting_ratios.py turns the JSON output into median ratios against no_waiting.
 #include <sluice/record_ring.hpp>
 #include <sluice/spsc_ring.hpp>
 
@@ -100,6 +101,48 @@ void record_ring_16B(benchmark::State& state) {
       });
 }
 
+// One thread fills 256 items and drains them: no cache line moves between cores, so this is the
+// pure instruction cost of each policy's bookkeeping, free of the two-thread runs' regime swings
+// (a ring that runs near empty moves a cache line per item; near full, one per refill).
+template <class Wait>
+void spsc_ring_push_pop_one_thread(benchmark::State& state) {
+  sluice::spsc_ring<std::uint64_t, Wait> ring(256);
+  std::uint64_t sum = 0;
+  for (auto _ : state) {
+    for (std::uint64_t i = 0; i < 256; ++i) (void)ring.try_push(i);
+    for (int i = 0; i < 256; ++i) sum += *ring.try_pop();
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * 256));
+}
+
+template <class Policy, class Wait>
+void record_ring_16B_one_thread(benchmark::State& state) {
+  sluice::basic_record_ring<Policy, Wait> ring(8192);
+  std::uint64_t sum = 0;
+  for (auto _ : state) {
+    for (std::uint64_t i = 0; i < 256; ++i) {
+      auto g = ring.try_reserve(16);
+      std::memcpy(g.data(), &i, sizeof i);
+      g.commit();
+    }
+    auto b = ring.try_read();
+    for (auto record : b) sum += static_cast<std::uint64_t>(record[0]);
+    b.release();
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * 256));
+}
+
+BENCHMARK_TEMPLATE(spsc_ring_push_pop_one_thread, sluice::no_waiting);
+BENCHMARK_TEMPLATE(spsc_ring_push_pop_one_thread, sluice::waitable);
+BENCHMARK_TEMPLATE(spsc_ring_push_pop_one_thread, full_fence);
+BENCHMARK_TEMPLATE(record_ring_16B_one_thread, sluice::single_producer, sluice::no_waiting);
+BENCHMARK_TEMPLATE(record_ring_16B_one_thread, sluice::single_producer, sluice::waitable);
+BENCHMARK_TEMPLATE(record_ring_16B_one_thread, sluice::single_producer, full_fence);
+BENCHMARK_TEMPLATE(record_ring_16B_one_thread, sluice::multi_producer, sluice::no_waiting);
+BENCHMARK_TEMPLATE(record_ring_16B_one_thread, sluice::multi_producer, sluice::waitable);
+BENCHMARK_TEMPLATE(record_ring_16B_one_thread, sluice::multi_producer, full_fence);
 BENCHMARK_TEMPLATE(spsc_ring_push_pop, sluice::no_waiting)->UseRealTime();
 BENCHMARK_TEMPLATE(spsc_ring_push_pop, sluice::waitable)->UseRealTime();
 BENCHMARK_TEMPLATE(spsc_ring_push_pop, full_fence)->UseRealTime();

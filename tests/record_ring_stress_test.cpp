@@ -16,6 +16,8 @@
 // asserts a timing: every wait is bounded by a 120 s deadline after which the test fails.
 #include <sluice/record_ring.hpp>
 
+#include "random_seed.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -64,18 +66,8 @@ constexpr auto time_limit = 120s;
 
 // ------------------------------------------------------------------------------------ helpers
 
-constexpr std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64 finalizer
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-std::uint64_t test_seed() {
-  if (const char* s = std::getenv("SLUICE_STRESS_SEED")) return std::strtoull(s, nullptr, 0);
-  std::random_device rd;
-  return (std::uint64_t{rd()} << 32) ^ rd();
-}
+using sluice_test::mix;
+using sluice_test::test_seed;
 
 // Record layout, for a committed length L >= meta_size:
 //   [0] producer id   [1..4) 0xC3   [4..8) L (u32)   [8..16) seq (u64)   [16..24) checksum

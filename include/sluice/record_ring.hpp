@@ -162,13 +162,21 @@ class basic_record_ring {
   /// Reservations made and not yet committed or discarded, at the time of the call. While one
   /// is in flight, the records reserved after it wait behind it. Any thread.
   [[nodiscard]] size_type in_flight() const noexcept {
-    // Relaxed: counters for observation; they order nothing. Finished ones first: each was
-    // reserved before it finished, so this errs towards "more in flight", and never below 0.
-    const std::uint64_t finished = committed_.load(std::memory_order_relaxed) + discarded_.load(std::memory_order_relaxed);
-    const std::uint64_t reserved = reserved_.load(std::memory_order_relaxed);
-    return reserved > finished ? static_cast<size_type>(reserved - finished) : 0;
+    // The finished count, the reservations, the finished count again: if nothing finished in
+    // between, the difference is exact at the moment reserved_ was read. Otherwise (an observer
+    // preempted between its loads while producers ran on would count every reservation made
+    // meanwhile) look again; after a few tries, report the last difference, which errs towards
+    // "more in flight" and is never below 0 (every finished reservation is counted reserved).
+    std::uint64_t in_flight = 0;
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      const std::uint64_t finished = finished_count();
+      // Acquire: keeps the second look at the finished count after this load.
+      const std::uint64_t reserved = reserved_.load(std::memory_order_acquire);
+      in_flight = reserved > finished ? reserved - finished : 0;
+      if (finished_count() == finished) break;
+    }
+    return static_cast<size_type>(in_flight);
   }
-
   /// Closes the ring. Any thread, concurrently with producers and the consumer, any number of
   /// times. From then on every reservation (non-blocking, timed or blocking) returns an empty
   /// grant at once and never throws; grants obtained before may still commit. Reads go on
@@ -294,6 +302,13 @@ class basic_record_ring {
   // nothing is read through the flag.
   bool is_closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
 
+  // Reservations committed or discarded. Acquire pairs with the release increments in finish():
+  // a reserved_ loaded after this counts every reservation finished here (its producer bumped
+  // reserved_ before it finished it).
+  std::uint64_t finished_count() const noexcept {
+    return committed_.load(std::memory_order_acquire) + discarded_.load(std::memory_order_acquire);
+  }
+
   void check_record(size_type n) const {
     if (n > max_record_size()) detail::throw_too_large("a record", n, "max_record_size()", max_record_size());
   }
@@ -346,13 +361,13 @@ class basic_record_ring {
     if (min_bytes > capacity_) detail::throw_too_large("a water mark", min_bytes, "the ring's capacity", capacity_);
     const size_type enough = std::max<size_type>(1, min_bytes);
     const std::uint32_t nudged = consumer_wait_.nudges();
+    consumer_wait_.set_holding_out(enough > 1);
     (void)consumer_wait_.wait_until_ready(
         asymmetric_, enough,
         [&] {
           // Seq_cst: pairs with close()'s store (see wait_slot::wake_all).
           if (closed_.load(std::memory_order_seq_cst)) return true;
           const scan_result r = scan();
-          consumer_wait_.set_holding_out(r.records != 0);
           if (r.records == 0) {
             // Only skipped tails and withdrawn reservations: free them now, a producer may be
             // waiting for exactly that space.
@@ -513,12 +528,14 @@ class basic_record_ring {
     // Release pairs with the consumer's acquire of this header in try_read(): the payload we
     // wrote is visible to it.
     header_at(at).store(header, std::memory_order_release);
+    // Release pairs with the acquire in finished_count(): in_flight() then sees this
+    // reservation's reserved_ bump too. (On x86 release costs no instruction over relaxed.)
     std::atomic<std::uint64_t>& count = (header & discard_flag) ? discarded_ : committed_;
     if constexpr (Policy::multi) {
-      count.fetch_add(1, std::memory_order_relaxed);  // a statistic
+      count.fetch_add(1, std::memory_order_release);
     } else {
-      // One writer (the producer thread): a load and a store suffice. Relaxed: a statistic.
-      count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      // One writer (the producer thread): a load and a store suffice. Relaxed load: our own.
+      count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     }
     if constexpr (Wait::enabled) {
       // Pairs with the consumer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
@@ -531,8 +548,11 @@ class basic_record_ring {
   // The consumer sleeps: wake it if the bytes reserved past the head (an upper bound of what is
   // ready) reach its water mark. Relaxed loads: head_ does not move while the consumer sleeps
   // (has_sleepers()'s acquire ordered us after its last store), and tail_ is at least our own
-  // reservation; a commit that makes more ready makes its own check.
+  // reservation; a commit that makes more ready makes its own check. If a producer sleeps for
+  // room, the water mark is void: this commit may have made the records behind an in-flight one
+  // readable, and the consumer must take them or the two sides sleep on each other.
   [[gnu::noinline]] void wake_consumer() noexcept {
+    if (producer_wait_.has_sleepers()) return consumer_wait_.nudge();
     consumer_wait_.wake_if_wanted(
         distance(head_.load(std::memory_order_relaxed), tail_.load(std::memory_order_relaxed)));
   }

@@ -613,14 +613,16 @@ class spsc_ring {
     if (min_ready > capacity_) detail::throw_too_large("a water mark", min_ready, "the ring's capacity", capacity_);
     const std::uint64_t enough = std::max<size_type>(1, min_ready);
     const std::uint32_t nudged = consumer_wait_.nudges();
+    consumer_wait_.set_holding_out(enough > 1);
     (void)consumer_wait_.wait_until_ready(
         asymmetric_, enough,
         [&] {
           // Seq_cst: pairs with close()'s store (see wait_slot::wake_all).
           if (closed_.load(std::memory_order_seq_cst)) return true;
           refresh_write();
-          const std::uint64_t ready = cached_write_ - r_;
-          consumer_wait_.set_holding_out(ready != 0);
+          std::uint64_t ready = cached_write_ - r_;
+          // A skipped tail covered by what we loaded is not data (as in readable_regions()).
+          if (cached_skip_index_ >= ridx_ && cached_skip_index_ - ridx_ < ready) ready -= capacity_ - cached_skip_index_;
           // Short of the water mark, still go if the producer is stuck: asleep (a load after our
           // heavy fence; it loads our sleeper count after its own) or refused since we began.
           return ready >= enough ||

@@ -59,6 +59,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -110,22 +111,33 @@ struct no_deadline {
 
 // Any clock: the remaining time is re-read from Clock after every wake-up, so a clock that jumps
 // is honoured when the sleep ends (as std::condition_variable does for clocks it cannot wait on).
+// Computed in floating point first: a far deadline in a coarse unit (sys_seconds::max()) does
+// not fit in nanoseconds, and converting it would overflow.
 template <class Clock, class Duration>
 struct deadline_at {
   static constexpr bool timed = true;
   std::chrono::time_point<Clock, Duration> when;
   std::int64_t remaining_ns() const {
-    const auto left = std::chrono::ceil<std::chrono::nanoseconds>(when - Clock::now()).count();
-    return left < 0 ? 0 : left;
+    using fp_ns = std::chrono::duration<double, std::nano>;
+    const double left = fp_ns(when.time_since_epoch()).count() - fp_ns(Clock::now().time_since_epoch()).count();
+    if (left <= 0) return 0;
+    // About 146 years: "for ever" as far as one futex sleep goes (the loop re-reads the clock).
+    constexpr double far = static_cast<double>(std::numeric_limits<std::int64_t>::max() / 2);
+    return left >= far ? static_cast<std::int64_t>(far) : static_cast<std::int64_t>(std::ceil(left));
   }
 };
 
-inline deadline_at<std::chrono::steady_clock, std::chrono::steady_clock::duration> deadline_after(
-    std::chrono::nanoseconds d) {
-  const auto now = std::chrono::steady_clock::now();
-  // Saturate instead of overflowing for "practically forever" durations.
-  const auto room = std::chrono::steady_clock::time_point::max() - now;
-  return {d >= room ? std::chrono::steady_clock::time_point::max() : now + d};
+// A deadline `d` from now on the steady clock, saturated for durations too long to represent
+// (seconds::max() and the like) instead of overflowing.
+template <class Rep, class Period>
+deadline_at<std::chrono::steady_clock, std::chrono::steady_clock::duration> deadline_after(
+    const std::chrono::duration<Rep, Period>& d) {
+  using std::chrono::steady_clock;
+  const auto now = steady_clock::now();
+  if (d <= d.zero()) return {now};
+  using fp_ns = std::chrono::duration<double, std::nano>;
+  if (fp_ns(d).count() >= fp_ns(steady_clock::time_point::max() - now).count()) return {steady_clock::time_point::max()};
+  return {now + std::chrono::ceil<steady_clock::duration>(d)};
 }
 
 // ---- one side's sleeping place
@@ -178,11 +190,11 @@ class alignas(cache_line) wait_slot {
 
   std::uint32_t nudges() const noexcept { return nudges_.load(std::memory_order_seq_cst); }
 
-  // A consumer holding out for its water mark with something already ready says so, so that a
-  // refused non-blocking producer nudges it only when the nudge can help (a consumer with
-  // nothing ready would only go back to sleep, and every refusal would cost a wake-up).
-  // Relaxed: a hint for the refusal path, which is best effort by design (the essay above);
-  // a producer about to sleep nudges regardless.
+  // A consumer waiting for a water mark above the minimum says so, so that a refused
+  // non-blocking producer nudges it (it may have something ready, short of its mark); a
+  // consumer that waits for anything at all has nothing ready while it sleeps, and a nudge would
+  // only cost a wake-up. Relaxed: a hint for the refusal path, which is best effort by design
+  // (the essay above); a producer about to sleep nudges regardless.
   void set_holding_out(bool holding) noexcept { holding_out_.store(holding, std::memory_order_relaxed); }
   bool holding_out() const noexcept { return holding_out_.load(std::memory_order_relaxed); }
   std::uint64_t wakeups() const noexcept { return wakeups_.load(std::memory_order_relaxed); }
@@ -230,7 +242,7 @@ class alignas(cache_line) wait_slot {
   std::atomic<std::uint32_t> sleepers_{0};  // threads between announcing and leaving
   std::atomic<std::uint32_t> epoch_{0};     // the futex word: bumped by every wake
   std::atomic<std::uint32_t> nudges_{0};    // bumped when the other side is stuck
-  std::atomic<bool> holding_out_{false};    // a sleeper has something ready, short of its mark
+  std::atomic<bool> holding_out_{false};    // a sleeper waits for a water mark above 1
   std::atomic<std::uint64_t> want_{no_want};  // the lowest amount a sleeper needs
   std::atomic<std::uint64_t> wakeups_{0};   // statistic: wake system calls issued
 };
