@@ -5,17 +5,20 @@
 //                paired with the sleeper's membarrier (see include/sluice/detail/wait.hpp);
 //   full_fence   the classic design: a full fence per commit and release.
 // Nobody ever sleeps here; the figures isolate the bookkeeping. The two-thread runs are what a
-// user sees; the one-thread runs are the bookkeeping's instruction cost alone.
-// bench/waiting_ratios.py turns the JSON output into median ratios against no_waiting.
+// user sees; the one-thread runs are the bookkeeping's instruction cost alone. The policies run
+// in interleaved rounds; bench/ratios.py turns the JSON output into medians of the ratios
+// against no_waiting within each round.
 #include <sluice/record_ring.hpp>
 #include <sluice/spsc_ring.hpp>
 
+#include "rounds.hpp"
 #include "two_threads.hpp"
 
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 namespace {
 
@@ -134,28 +137,37 @@ void record_ring_16B_one_thread(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * 256));
 }
 
-BENCHMARK_TEMPLATE(spsc_ring_push_pop_one_thread, sluice::no_waiting);
-BENCHMARK_TEMPLATE(spsc_ring_push_pop_one_thread, sluice::waitable);
-BENCHMARK_TEMPLATE(spsc_ring_push_pop_one_thread, full_fence);
-BENCHMARK_TEMPLATE(record_ring_16B_one_thread, sluice::single_producer, sluice::no_waiting);
-BENCHMARK_TEMPLATE(record_ring_16B_one_thread, sluice::single_producer, sluice::waitable);
-BENCHMARK_TEMPLATE(record_ring_16B_one_thread, sluice::single_producer, full_fence);
-BENCHMARK_TEMPLATE(record_ring_16B_one_thread, sluice::multi_producer, sluice::no_waiting);
-BENCHMARK_TEMPLATE(record_ring_16B_one_thread, sluice::multi_producer, sluice::waitable);
-BENCHMARK_TEMPLATE(record_ring_16B_one_thread, sluice::multi_producer, full_fence);
-BENCHMARK_TEMPLATE(spsc_ring_push_pop, sluice::no_waiting)->UseRealTime();
-BENCHMARK_TEMPLATE(spsc_ring_push_pop, sluice::waitable)->UseRealTime();
-BENCHMARK_TEMPLATE(spsc_ring_push_pop, full_fence)->UseRealTime();
-BENCHMARK_TEMPLATE(spsc_ring_grants64, sluice::no_waiting)->UseRealTime();
-BENCHMARK_TEMPLATE(spsc_ring_grants64, sluice::waitable)->UseRealTime();
-BENCHMARK_TEMPLATE(spsc_ring_grants64, full_fence)->UseRealTime();
-BENCHMARK_TEMPLATE(record_ring_16B, sluice::single_producer, sluice::no_waiting)->UseRealTime();
-BENCHMARK_TEMPLATE(record_ring_16B, sluice::single_producer, sluice::waitable)->UseRealTime();
-BENCHMARK_TEMPLATE(record_ring_16B, sluice::single_producer, full_fence)->UseRealTime();
-BENCHMARK_TEMPLATE(record_ring_16B, sluice::multi_producer, sluice::no_waiting)->UseRealTime();
-BENCHMARK_TEMPLATE(record_ring_16B, sluice::multi_producer, sluice::waitable)->UseRealTime();
-BENCHMARK_TEMPLATE(record_ring_16B, sluice::multi_producer, full_fence)->UseRealTime();
+// Each family races the three policies in interleaved rounds (bench/rounds.hpp).
+template <template <class> class Body>
+void policies(const std::string& family, bool real_time) {
+  sluice_bench::family(family, "no_waiting");
+  sluice_bench::contender(family, "no_waiting", Body<sluice::no_waiting>::run, real_time);
+  sluice_bench::contender(family, "waitable", Body<sluice::waitable>::run, real_time);
+  sluice_bench::contender(family, "full_fence", Body<full_fence>::run, real_time);
+  // The control: the baseline again, after the others. Its ratio to the baseline is the noise
+  // floor of the method on this machine (1 with no noise).
+  sluice_bench::contender(family, "no_waiting_again", Body<sluice::no_waiting>::run, real_time);
+}
+
+template <class W> struct push_pop { static void run(benchmark::State& s) { spsc_ring_push_pop<W>(s); } };
+template <class W> struct grants64 { static void run(benchmark::State& s) { spsc_ring_grants64<W>(s); } };
+template <class W> struct spsc_records { static void run(benchmark::State& s) { record_ring_16B<sluice::single_producer, W>(s); } };
+template <class W> struct mpsc_records { static void run(benchmark::State& s) { record_ring_16B<sluice::multi_producer, W>(s); } };
+template <class W> struct push_pop_1t { static void run(benchmark::State& s) { spsc_ring_push_pop_one_thread<W>(s); } };
+template <class W> struct spsc_records_1t { static void run(benchmark::State& s) { record_ring_16B_one_thread<sluice::single_producer, W>(s); } };
+template <class W> struct mpsc_records_1t { static void run(benchmark::State& s) { record_ring_16B_one_thread<sluice::multi_producer, W>(s); } };
+
+const int registered = [] {
+  policies<push_pop>("spsc_ring_push_pop", true);
+  policies<grants64>("spsc_ring_grants64", true);
+  policies<spsc_records>("spsc_record_ring_16B", true);
+  policies<mpsc_records>("mpsc_record_ring_16B", true);
+  policies<push_pop_1t>("spsc_ring_push_pop_one_thread", false);
+  policies<spsc_records_1t>("spsc_record_ring_16B_one_thread", false);
+  policies<mpsc_records_1t>("mpsc_record_ring_16B_one_thread", false);
+  return 0;
+}();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+SLUICE_BENCH_ROUNDS_MAIN()

@@ -87,7 +87,7 @@ namespace sluice::detail {
 struct test_access {
   template <class T, class W>
   static bool asymmetric(const spsc_ring<T, W>& r) {
-    return r.asymmetric_;
+    return r.consumer_wait_.asymmetric() && r.producer_wait_.asymmetric();
   }
   // Wake system calls issued to a sleeping consumer (by the producer, or by close()).
   template <class T, class W>

@@ -110,7 +110,7 @@ class basic_record_ring {
   /// 128 bytes. Throws std::invalid_argument below min_capacity and std::length_error above
   /// max_capacity, before allocating.
   explicit basic_record_ring(size_type capacity)
-      : capacity_(checked_capacity(capacity)), asymmetric_(use_asymmetric()) {
+      : capacity_(checked_capacity(capacity)) {
     void* raw = ::operator new(capacity_, std::align_val_t{detail::cache_line});
     std::memset(raw, 0, capacity_);
     data_ = static_cast<std::byte*>(raw);
@@ -121,7 +121,7 @@ class basic_record_ring {
   /// zeros (the ring zeroes it here); its size is rounded down to a multiple of 8. Allocates
   /// nothing. Throws std::invalid_argument for a misaligned start or as the other constructor.
   explicit basic_record_ring(std::span<std::byte> storage)
-      : data_(storage.data()), capacity_(checked_capacity(storage.size())), asymmetric_(use_asymmetric()) {
+      : data_(storage.data()), capacity_(checked_capacity(storage.size())) {
     if (reinterpret_cast<std::uintptr_t>(data_) % record_alignment != 0)
       detail::throw_bad_capacity("a record ring's storage must start at an 8-byte boundary");
     std::memset(data_, 0, capacity_);
@@ -349,7 +349,7 @@ class basic_record_ring {
     check_record(n);
     grant g;
     const bool ok = producer_wait_.wait_until_ready(
-        asymmetric_, free_needed_for(n), [&] { return is_closed() || (g = claim(n)); }, deadline,
+        free_needed_for(n), [&] { return is_closed() || (g = claim(n)); }, deadline,
         [&] { nudge_consumer(); });
     if (!ok && !g) note_refused();  // timed out
     return g;
@@ -363,7 +363,7 @@ class basic_record_ring {
     const std::uint32_t nudged = consumer_wait_.nudges();
     consumer_wait_.set_holding_out(enough > 1);
     (void)consumer_wait_.wait_until_ready(
-        asymmetric_, enough,
+        enough,
         [&] {
           // Seq_cst: pairs with close()'s store (see wait_slot::wake_all).
           if (closed_.load(std::memory_order_seq_cst)) return true;
@@ -539,15 +539,13 @@ class basic_record_ring {
     }
     if constexpr (Wait::enabled) {
       // Pairs with the consumer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      detail::light_fence(asymmetric_, *reinterpret_cast<std::uint64_t*>(data_ + at),
-                          consumer_wait_.sleepers_word());
-      if (consumer_wait_.has_sleepers()) [[unlikely]] wake_consumer();
+      consumer_wait_.notify_after([this] { wake_consumer(); });  // a header: see light_fence()
     }
   }
 
   // The consumer sleeps: wake it if the bytes reserved past the head (an upper bound of what is
   // ready) reach its water mark. Relaxed loads: head_ does not move while the consumer sleeps
-  // (has_sleepers()'s acquire ordered us after its last store), and tail_ is at least our own
+  // (notify_after()'s acquire ordered us after its last store), and tail_ is at least our own
   // reservation; a commit that makes more ready makes its own check. If a producer sleeps for
   // room, the water mark is void: this commit may have made the records behind an in-flight one
   // readable, and the consumer must take them or the two sides sleep on each other.
@@ -574,13 +572,12 @@ class basic_record_ring {
     released_.store(released_.load(std::memory_order_relaxed) + records, std::memory_order_relaxed);
     if constexpr (Wait::enabled) {
       // Pairs with the producers' heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      detail::light_fence(asymmetric_, head_, producer_wait_.sleepers_word());
-      if (producer_wait_.has_sleepers()) [[unlikely]] wake_producers();
+      producer_wait_.notify_after([this] { wake_producers(); }, head_);
     }
   }
 
   // Producers sleep: wake them if the free bytes reach the smallest need. Relaxed load of tail_:
-  // has_sleepers()'s acquire ordered it after the sleepers' reservations; a tail_ that moved
+  // notify_after()'s acquire ordered it after the sleepers' reservations; a tail_ that moved
   // on since only makes the estimate generous, and a woken producer re-checks.
   [[gnu::noinline]] void wake_producers() noexcept {
     const std::uint64_t used = distance(private_head_, tail_.load(std::memory_order_relaxed));
@@ -617,14 +614,13 @@ class basic_record_ring {
   std::atomic<std::uint64_t> high_water_{0};
 
   // --- sleepers of each side (each on its own line; see detail/wait.hpp)
-  detail::wait_slot consumer_wait_;  // the consumer, waiting for records
-  detail::wait_slot producer_wait_;  // producers, waiting for room
+  detail::wait_slot consumer_wait_{use_asymmetric()};  // the consumer, waiting for records
+  detail::wait_slot producer_wait_{use_asymmetric()};  // producers, waiting for room
 
   // --- constant after construction
   alignas(detail::cache_line) std::byte* data_ = nullptr;
   size_type capacity_;
   bool owned_ = false;
-  const bool asymmetric_;  // light_fence() is a compiler barrier (membarrier is registered)
   // Set once by close(); read by every reservation. Here, not on a cursor line: written once.
   std::atomic<bool> closed_{false};
 };

@@ -105,7 +105,7 @@ class spsc_ring {
   /// Owns heap storage for `capacity` elements, aligned to 128 bytes (or alignof(T) if larger).
   /// Throws std::invalid_argument if capacity is 0 and std::length_error if capacity * sizeof(T)
   /// does not fit in a size_t; both before allocating.
-  explicit spsc_ring(size_type capacity) : capacity_(checked_capacity(capacity)), asymmetric_(use_asymmetric()) {
+  explicit spsc_ring(size_type capacity) : capacity_(checked_capacity(capacity)) {
     void* raw = ::operator new(capacity_ * sizeof(T), storage_alignment);
     std::memset(raw, 0, capacity_ * sizeof(T));
     data_ = static_cast<T*>(raw);
@@ -115,8 +115,7 @@ class spsc_ring {
   /// Uses the caller's storage (which must outlive the ring); allocates nothing.
   /// Throws std::invalid_argument if the span is empty.
   explicit spsc_ring(std::span<T> storage)
-      : data_(storage.data()), capacity_(storage.empty() ? checked_capacity(0) : storage.size()),
-        asymmetric_(use_asymmetric()) {}
+      : data_(storage.data()), capacity_(storage.empty() ? checked_capacity(0) : storage.size()) {}
 
   spsc_ring(const spsc_ring&) = delete;
   spsc_ring& operator=(const spsc_ring&) = delete;
@@ -491,7 +490,7 @@ class spsc_ring {
     if (n == 0) return {};
     write_grant g;
     const bool ok = producer_wait_.wait_until_ready(
-        asymmetric_, free_needed_for(n), [&] { return is_closed() || (g = reserve_exact(n)); }, deadline,
+        free_needed_for(n), [&] { return is_closed() || (g = reserve_exact(n)); }, deadline,
         [&] { nudge_consumer(); });
     if (!ok && !g) note_refused();  // timed out
     return g;
@@ -506,7 +505,7 @@ class spsc_ring {
     const size_type enough = std::max<size_type>(1, std::min(n, min_free));
     write_grant g;
     const bool ok = producer_wait_.wait_until_ready(
-        asymmetric_, free_needed_for(enough),
+        free_needed_for(enough),
         [&] {
           if (is_closed()) return true;
           g = reserve_run(n);
@@ -567,13 +566,12 @@ class spsc_ring {
     committed_.store(committed_.load(std::memory_order_relaxed) + k, std::memory_order_relaxed);
     if constexpr (Wait::enabled) {
       // Pairs with the consumer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      detail::light_fence(asymmetric_, write_, consumer_wait_.sleepers_word());
-      if (consumer_wait_.has_sleepers()) [[unlikely]] wake_consumer();
+      consumer_wait_.notify_after([this] { wake_consumer(); }, write_);
     }
   }
 
   // The consumer sleeps: wake it if what is committed reaches its water mark. Relaxed load of
-  // read_: has_sleepers()'s acquire already ordered it after the consumer's last store of read_.
+  // read_: notify_after()'s acquire already ordered it after the consumer's last store of read_.
   [[gnu::noinline]] void wake_consumer() noexcept {
     consumer_wait_.wake_if_wanted(w_ - read_.load(std::memory_order_relaxed));
   }
@@ -615,7 +613,7 @@ class spsc_ring {
     const std::uint32_t nudged = consumer_wait_.nudges();
     consumer_wait_.set_holding_out(enough > 1);
     (void)consumer_wait_.wait_until_ready(
-        asymmetric_, enough,
+        enough,
         [&] {
           // Seq_cst: pairs with close()'s store (see wait_slot::wake_all).
           if (closed_.load(std::memory_order_seq_cst)) return true;
@@ -711,13 +709,12 @@ class spsc_ring {
     read_.store(r_, std::memory_order_release);
     if constexpr (Wait::enabled) {
       // Pairs with the producer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      detail::light_fence(asymmetric_, read_, producer_wait_.sleepers_word());
-      if (producer_wait_.has_sleepers()) [[unlikely]] wake_producer();
+      producer_wait_.notify_after([this] { wake_producer(); }, read_);
     }
   }
 
   // The producer sleeps: wake it if the free space reaches its need. Relaxed load of write_:
-  // has_sleepers()'s acquire already ordered it after the producer's last store of write_.
+  // notify_after()'s acquire already ordered it after the producer's last store of write_.
   [[gnu::noinline]] void wake_producer() noexcept {
     const std::uint64_t used = write_.load(std::memory_order_relaxed) - r_;
     producer_wait_.wake_if_wanted(used >= capacity_ ? 0 : capacity_ - used);
@@ -756,14 +753,13 @@ class spsc_ring {
   std::atomic<std::uint64_t> high_water_{0};
 
   // --- sleepers of each side (each on its own line; see detail/wait.hpp)
-  detail::wait_slot consumer_wait_;  // the consumer, waiting for data
-  detail::wait_slot producer_wait_;  // the producer, waiting for room
+  detail::wait_slot consumer_wait_{use_asymmetric()};  // the consumer, waiting for data
+  detail::wait_slot producer_wait_{use_asymmetric()};  // the producer, waiting for room
 
   // --- constant after construction, read by both.
   alignas(detail::cache_line) T* data_ = nullptr;
   size_type capacity_;
   bool owned_ = false;
-  const bool asymmetric_;  // light_fence() is a compiler barrier (membarrier is registered)
   // Set once by close(); read by every reservation. Here, not on a cursor line: written once.
   std::atomic<bool> closed_{false};
 };

@@ -28,7 +28,8 @@
 // Where membarrier is missing (old kernels, seccomp filters, non-Linux, or the environment
 // variable SLUICE_NO_MEMBARRIER set), enable_asymmetric_fences() returns false and the ring
 // falls back to a full fence on both sides: correct, only slower. Each ring decides once, at
-// construction, so its two sides always agree. Rings that never wait can opt out entirely with
+// construction, so its two sides always agree; the decision lives in each wait_slot's sleeper
+// word, so the fast path is the same single load and branch in both modes. Rings that never wait can opt out entirely with
 // the `no_waiting` policy (wait_policy.hpp); the benchmark races the two.
 //
 // The protocol
@@ -39,8 +40,9 @@
 //   3. heavy_fence(); re-check the condition; if it holds, leave;
 //   4. futex-wait on epoch_ while it still equals e (the kernel re-reads it atomically);
 //   5. --sleepers_; re-check; repeat from 2 if it still does not hold.
-// Notifier (the other side, after its cursor store): light_fence(); if sleepers_ != 0 (acquire,
-// pairing with the increment in 2: it then sees the sleeper's `want_`), compute the amount now
+// Notifier (the other side, after its cursor store), in notify_after(): light_fence(); if
+// sleepers_ != 0 (acquire, pairing with the increment in 2: it then sees the sleeper's `want_`;
+// in full-fence mode, a full fence and a second look first), compute the amount now
 // available to the sleeper; if it reaches `want_`, swap `want_` back to "none", bump epoch_ and
 // futex-wake everyone. Waking everyone is right: sleepers are few (one consumer, or producers
 // of an mpsc ring), and each re-checks its own condition and sleeps again with its own need.
@@ -81,17 +83,22 @@ void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept;
 std::uint64_t kernel_calls() noexcept;
 
 // The progress side's half of the pairing with heavy_fence() (see above), between its store of
-// `stored` and its load of `loaded` (a sleeper count). With membarrier, only the compiler must
-// keep the two in program order: the empty asm claims to read and write exactly those two
-// objects, so the store is emitted before it and the load after it, while everything else (the
-// ring's private cursors) may stay in registers. A full compiler barrier
-// (atomic_signal_fence) would also do, but costs a store-forwarding round trip per call.
+// `stored` and its load of `loaded` (a sleeper count), when membarrier is registered: only the
+// compiler must keep the two in program order. The empty asm claims to read `stored` (so the
+// store is emitted before it) and to write `loaded` (so the load is emitted after it), and
+// nothing else, so the ring's private state stays in registers. A full compiler barrier
+// (atomic_signal_fence) also does, at the cost of a store-forwarding round trip per call for
+// whatever the caller holds in registers.
 template <class Stored, class Loaded>
-inline void light_fence(bool asymmetric, Stored& stored, Loaded& loaded) noexcept {
-  if (asymmetric)
-    asm volatile("" : "+m"(stored), "+m"(loaded));
-  else
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+inline void light_fence(const Stored& stored, Loaded& loaded) noexcept {
+  asm volatile("" : "+m"(loaded) : "m"(stored));
+}
+// The same where no fixed object stands for the store (a record's header, somewhere in the
+// storage): the full compiler barrier. A memory operand for such a store costs more than the
+// barrier: gcc then keeps the caller's grant in memory instead of registers.
+template <class Loaded>
+inline void light_fence(Loaded&) noexcept {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
 }
 
 inline void cpu_relax() noexcept {
@@ -144,16 +151,44 @@ deadline_at<std::chrono::steady_clock, std::chrono::steady_clock::duration> dead
 
 // The sleepers of one side of a ring. Its own 128-byte line: the other side loads `sleepers_`
 // on every commit or release, and that line changes only when somebody goes to sleep.
+//
+// `sleepers_` also carries the fence mode, decided once at construction: its top bit is set
+// when membarrier is unavailable and both sides must use full fences. So the progress side's
+// fast path is one load and one branch either way: a non-zero word sends it to the slow path,
+// which in full-fence mode fences and looks again.
 class alignas(cache_line) wait_slot {
  public:
   static constexpr std::uint64_t no_want = std::numeric_limits<std::uint64_t>::max();
 
-  // The word light_fence() orders the progress side's cursor store before.
-  std::atomic<std::uint32_t>& sleepers_word() noexcept { return sleepers_; }
+  // `asymmetric`: the sleeper issues membarrier and the progress side only light_fence();
+  // false: full fences on both sides.
+  explicit wait_slot(bool asymmetric) noexcept : sleepers_(asymmetric ? 0 : full_fences) {}
 
-  // Fast path, on the progress side after light_fence(). Acquire pairs with the sleeper's
-  // increment: a notifier that sees it also sees the sleeper's `want_` (stored before it).
-  bool has_sleepers() const noexcept { return sleepers_.load(std::memory_order_acquire) != 0; }
+  // Whether this slot pairs membarrier with compiler barriers. Relaxed: the bit never changes
+  // after construction.
+  bool asymmetric() const noexcept { return (sleepers_.load(std::memory_order_relaxed) & full_fences) == 0; }
+
+  // Called by the progress side right after its store of `stored` (a cursor; none for a
+  // header: see light_fence()) that may satisfy a sleeper: wakes it through wake() (the caller's measure of what is available,
+  // which calls wake_if_wanted() or nudge()) if somebody sleeps. No system call, no fence and
+  // one plain load while nobody sleeps (with membarrier).
+  template <class Wake, class... Stored>
+  void notify_after(Wake&& wake, const Stored&... stored) noexcept {
+    light_fence(stored..., sleepers_);  // pairs with the sleeper's heavy_fence()
+    // Acquire pairs with the sleeper's increment: a notifier that sees it also sees the
+    // sleeper's `want_` (stored before it).
+    if (sleepers_.load(std::memory_order_acquire) != 0) [[unlikely]] {
+      if (!asymmetric()) {
+        // Full-fence mode: the load above may have passed our store; fence and look again.
+        std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with heavy_fence()
+        if (!has_sleepers()) return;
+      }
+      wake();
+    }
+  }
+
+  // Somebody sleeps here (or is between announcing itself and leaving). Acquire, as above.
+  bool has_sleepers() const noexcept { return (sleepers_.load(std::memory_order_acquire) & ~full_fences) != 0; }
 
   // Slow path: the sleepers may proceed once `available` reaches the lowest want.
   void wake_if_wanted(std::uint64_t available) noexcept {
@@ -182,7 +217,7 @@ class alignas(cache_line) wait_slot {
   // of epoch_ in that futex-wait (after the increment) sees the bump.
   void wake_all() noexcept {
     epoch_.fetch_add(1, std::memory_order_seq_cst);
-    if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
+    if ((sleepers_.load(std::memory_order_seq_cst) & ~full_fences) == 0) return;
     // Relaxed: a statistic; the futex call orders nothing it needs.
     wakeups_.fetch_add(1, std::memory_order_relaxed);
     futex_wake_all(epoch_);
@@ -203,8 +238,7 @@ class alignas(cache_line) wait_slot {
   // the amount the caller needs (what the notifier compares with). before_sleep() runs after the
   // announcement and before the re-check (a producer nudges the consumer there).
   template <class Ready, class Deadline, class BeforeSleep>
-  bool wait_until_ready(bool asymmetric, std::uint64_t want, Ready&& ready, const Deadline& deadline,
-                        BeforeSleep&& before_sleep) {
+  bool wait_until_ready(std::uint64_t want, Ready&& ready, const Deadline& deadline, BeforeSleep&& before_sleep) {
     if (ready()) return true;
     for (int i = 0; i < spin_iterations; ++i) {
       if constexpr (Deadline::timed) {
@@ -219,7 +253,7 @@ class alignas(cache_line) wait_slot {
       const std::uint32_t epoch = epoch_.load(std::memory_order_seq_cst);  // step 2, first
       lower_want(want);
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
-      heavy_fence(asymmetric);  // pairs with the notifier's light_fence()
+      heavy_fence(asymmetric());  // pairs with the notifier's light_fence() in notify_after()
       before_sleep();
       bool done = ready();
       if (!done) futex_wait(epoch_, epoch, left);
@@ -239,7 +273,10 @@ class alignas(cache_line) wait_slot {
     }
   }
 
-  std::atomic<std::uint32_t> sleepers_{0};  // threads between announcing and leaving
+  // The fence-mode bit of sleepers_ (see the class comment).
+  static constexpr std::uint32_t full_fences = 1u << 31;
+
+  std::atomic<std::uint32_t> sleepers_;     // threads between announcing and leaving, | full_fences
   std::atomic<std::uint32_t> epoch_{0};     // the futex word: bumped by every wake
   std::atomic<std::uint32_t> nudges_{0};    // bumped when the other side is stuck
   std::atomic<bool> holding_out_{false};    // a sleeper waits for a water mark above 1
