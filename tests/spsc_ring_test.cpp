@@ -35,15 +35,15 @@ struct test_access {
   static void set_position(spsc_ring<T>& r, std::uint64_t pos, std::size_t index) {
     if (r.write_open_ || r.read_open_) throw std::logic_error("set_position: a grant is outstanding");
     if (index >= r.capacity_) throw std::out_of_range("set_position: index >= capacity");
-    r.read_.store(pos, std::memory_order_relaxed);
-    r.write_.store(pos, std::memory_order_relaxed);
+    r.ctl_->read.store(pos, std::memory_order_relaxed);
+    r.ctl_->write.store(pos, std::memory_order_relaxed);
     r.w_ = pos;
     r.r_ = pos;
     r.cached_read_ = pos;
     r.cached_write_ = pos;
     r.widx_ = index;
     r.ridx_ = index;
-    r.skip_index_.store(0, std::memory_order_relaxed);  // no pending skip, as in a new ring
+    r.ctl_->skip_index.store(0, std::memory_order_relaxed);  // no pending skip, as in a new ring
     r.cached_skip_index_ = spsc_ring<T>::no_skip;
   }
   // Start of the ring's storage (owned or caller's).

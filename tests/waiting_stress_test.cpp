@@ -87,17 +87,17 @@ namespace sluice::detail {
 struct test_access {
   template <class T, class W>
   static bool asymmetric(const spsc_ring<T, W>& r) {
-    return r.consumer_wait_.asymmetric() && r.producer_wait_.asymmetric();
+    return r.ctl_->consumer_wait.asymmetric() && r.ctl_->producer_wait.asymmetric();
   }
   // Wake system calls issued to a sleeping consumer (by the producer, or by close()).
   template <class T, class W>
   static std::uint64_t consumer_wakeups(const spsc_ring<T, W>& r) {
-    return r.consumer_wait_.wakeups();
+    return r.ctl_->consumer_wait.wakeups();
   }
   // Wake system calls issued to a producer asleep for room (by the consumer, or by close()).
   template <class T, class W>
   static std::uint64_t producer_wakeups(const spsc_ring<T, W>& r) {
-    return r.producer_wait_.wakeups();
+    return r.ctl_->producer_wait.wakeups();
   }
 };
 }  // namespace sluice::detail

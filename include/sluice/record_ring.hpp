@@ -21,37 +21,37 @@
 //
 // The algorithm
 // -------------
-// Two cursors: `tail_` (reserved up to here) and `head_` (released up to here). Each is packed
+// Two cursors: `tail` (reserved up to here) and `head` (released up to here). Each is packed
 // as (lap << 32 | index), so advancing is an add and a compare and no modulo runs anywhere.
-// A producer claims a footprint by advancing `tail_`: with a compare-and-swap in
-// mpsc_record_ring (lock-free: a CAS fails only when another producer moved `tail_`, or
+// A producer claims a footprint by advancing `tail`: with a compare-and-swap in
+// mpsc_record_ring (lock-free: a CAS fails only when another producer moved `tail`, or
 // spuriously, and the retry never waits on anyone), a plain store in
 // spsc_record_ring. It then owns those bytes: it writes the PAD header (if any) at once, and the
 // record's header only at commit() or discard(). So a record is published by its own header, in
-// any order, and the consumer walks headers from `head_`: it stops at the first 0 word, a
+// any order, and the consumer walks headers from `head`: it stops at the first 0 word, a
 // reservation whose header is not written yet. That record holds back everything behind it
 // (and only that: records reserved before it are readable).
 //
 // Because readiness is "the header word is not 0", released bytes must read 0 again before a
-// producer can reclaim them: the consumer zeroes what it releases, then publishes `head_`.
+// producer can reclaim them: the consumer zeroes what it releases, then publishes `head`.
 //
 // Ordering
 // --------
 // - Producer writes the payload, then stores the header with release; the consumer loads each
 //   header with acquire before it reads the payload. PAD headers are stored with release too:
 //   the consumer zeroes them on release, and that write must come after the producer's.
-// - Consumer zeroes released bytes, then stores `head_` with release; a producer loads `head_`
+// - Consumer zeroes released bytes, then stores `head` with release; a producer loads `head`
 //   with acquire before it claims those bytes, so it sees them zeroed and its own stores land
 //   after the consumer's reads.
-// - `tail_` is only ever compared and swapped among producers: relaxed. It publishes nothing;
+// - `tail` is only ever compared and swapped among producers: relaxed. It publishes nothing;
 //   headers do.
 //
 // Waiting
 // -------
 // With the default `waitable` policy, reserve()/read() and their timed forms sleep on a futex.
 // A producer, after storing a header (commit or discard), issues a compiler barrier and loads
-// the consumer's sleeper count; the consumer does the same after publishing `head_`. Only when
-// somebody sleeps does the other side measure what it needs (bytes between `head_` and `tail_`
+// the consumer's sleeper count; the consumer does the same after publishing `head`. Only when
+// somebody sleeps does the other side measure what it needs (bytes between `head` and `tail`
 // for the consumer, free bytes for producers) and wake it. detail/wait.hpp argues why the
 // fast path needs no fence. `close()` sets a flag every reservation checks first.
 #pragma once
@@ -59,6 +59,7 @@
 #include <sluice/detail/config.hpp>
 #include <sluice/detail/errors.hpp>
 #include <sluice/detail/wait.hpp>
+#include <sluice/mirrored_storage.hpp>
 #include <sluice/statistics.hpp>
 #include <sluice/wait_policy.hpp>
 
@@ -110,7 +111,7 @@ class basic_record_ring {
   /// 128 bytes. Throws std::invalid_argument below min_capacity and std::length_error above
   /// max_capacity, before allocating.
   explicit basic_record_ring(size_type capacity)
-      : capacity_(checked_capacity(capacity)) {
+      : capacity_(checked_capacity(capacity)), end_(capacity_), max_record_(plain_max_record(capacity_)) {
     void* raw = ::operator new(capacity_, std::align_val_t{detail::cache_line});
     std::memset(raw, 0, capacity_);
     data_ = static_cast<std::byte*>(raw);
@@ -121,10 +122,25 @@ class basic_record_ring {
   /// zeros (the ring zeroes it here); its size is rounded down to a multiple of 8. Allocates
   /// nothing. Throws std::invalid_argument for a misaligned start or as the other constructor.
   explicit basic_record_ring(std::span<std::byte> storage)
-      : data_(storage.data()), capacity_(checked_capacity(storage.size())) {
+      : data_(storage.data()), capacity_(checked_capacity(storage.size())), end_(capacity_),
+        max_record_(plain_max_record(capacity_)) {
     if (reinterpret_cast<std::uintptr_t>(data_) % record_alignment != 0)
       detail::throw_bad_capacity("a record ring's storage must start at an 8-byte boundary");
     std::memset(data_, 0, capacity_);
+  }
+
+  /// Builds the ring over its own mirrored_storage of at least `min_capacity` bytes, rounded up
+  /// to whole pages (capacity() tells; at most max_capacity). A record may then cross the end of
+  /// the storage and still be one contiguous span: no tail is ever skipped, and
+  /// max_record_size() is capacity() - 8. Throws as the first constructor, and mapping_error if
+  /// the system cannot map it (nothing stays mapped).
+  basic_record_ring(mirrored_t, size_type min_capacity)
+      : capacity_(checked_capacity(min_capacity)),
+        mirror_(checked_capacity(mirrored_storage::rounded_size(capacity_, record_alignment))) {
+    data_ = mirror_.data();
+    capacity_ = mirror_.size();
+    end_ = 2 * capacity_;
+    max_record_ = capacity_ - header_size;
   }
 
   basic_record_ring(const basic_record_ring&) = delete;
@@ -134,8 +150,12 @@ class basic_record_ring {
     if (owned_) ::operator delete(static_cast<void*>(data_), std::align_val_t{detail::cache_line});
   }
 
-  /// Usable bytes: the constructor's size rounded down to a multiple of 8. Any thread.
+  /// Usable bytes: the constructor's size rounded down to a multiple of 8 (over mirrored
+  /// storage: rounded up to whole pages). Any thread.
   [[nodiscard]] size_type capacity() const noexcept { return capacity_; }
+
+  /// True if the ring is built over mirrored storage (records never skip a tail). Any thread.
+  [[nodiscard]] bool mirrored() const noexcept { return end_ != capacity_; }
 
   /// The largest payload try_reserve() accepts: half the capacity rounded up to a multiple of 8,
   /// less the 8-byte header, i.e. (capacity() + 8) / 16 * 8 - 8; at least capacity() / 4. For a
@@ -144,18 +164,18 @@ class basic_record_ring {
   /// Why: a footprint F fits an empty ring at index i either before the end (F <= capacity - i)
   /// or, skipping the tail, at the start (F <= i). The worst i is the 8-byte boundary nearest
   /// the middle, where the larger side is half the capacity rounded up to 8 bytes.
-  [[nodiscard]] size_type max_record_size() const noexcept {
-    return (capacity_ + record_alignment) / 16 * 8 - header_size;
-  }
+  ///
+  /// Over mirrored storage no record ever skips a tail, and the limit is capacity() - 8.
+  [[nodiscard]] size_type max_record_size() const noexcept { return max_record_; }
 
   /// Bytes reserved and not yet released (headers, padding and skipped tails included), in
   /// [0, capacity()]. Stale by nature: producers may have reserved more, the consumer released
   /// more. Any thread.
   [[nodiscard]] size_type size_approx() const noexcept {
-    // Acquire pairs with the consumer's release of head_, made after it acquired headers that
-    // producers wrote after claiming them: the tail_ loaded next is at or beyond this head_.
-    const std::uint64_t h = head_.load(std::memory_order_acquire);
-    const std::uint64_t t = tail_.load(std::memory_order_relaxed);
+    // Acquire pairs with the consumer's release of head, made after it acquired headers that
+    // producers wrote after claiming them: the tail loaded next is at or beyond this head.
+    const std::uint64_t h = ctl_->head.load(std::memory_order_acquire);
+    const std::uint64_t t = ctl_->tail.load(std::memory_order_relaxed);
     return static_cast<size_type>(std::min<std::uint64_t>(distance(h, t), capacity_));
   }
 
@@ -171,7 +191,7 @@ class basic_record_ring {
     for (int attempt = 0; attempt < 8; ++attempt) {
       const std::uint64_t finished = finished_count();
       // Acquire: keeps the second look at the finished count after this load.
-      const std::uint64_t reserved = reserved_.load(std::memory_order_acquire);
+      const std::uint64_t reserved = ctl_->reserved.load(std::memory_order_acquire);
       in_flight = reserved > finished ? reserved - finished : 0;
       if (finished_count() == finished) break;
     }
@@ -183,15 +203,15 @@ class basic_record_ring {
   /// returning what was committed, then empty batches. Every sleeper on either side wakes.
   void close() noexcept {
     // Seq_cst: pairs with the seq_cst loads in the waiters' conditions (see wait_slot::wake_all).
-    closed_.store(true, std::memory_order_seq_cst);
-    consumer_wait_.wake_all();
-    producer_wait_.wake_all();
+    ctl_->closed.store(true, std::memory_order_seq_cst);
+    ctl_->consumer_wait.wake_all();
+    ctl_->producer_wait.wake_all();
   }
 
   /// True once close() was called. Any thread.
   [[nodiscard]] bool closed() const noexcept {
     // Acquire pairs with the store in close(): what the closing thread did before is visible.
-    return closed_.load(std::memory_order_acquire);
+    return ctl_->closed.load(std::memory_order_acquire);
   }
 
   /// The ring's counters (see ring_statistics): records committed, discarded and released,
@@ -200,12 +220,12 @@ class basic_record_ring {
   [[nodiscard]] ring_statistics statistics() const noexcept {
     ring_statistics s;
     // Relaxed: independent counters; nothing is read through them.
-    s.committed = committed_.load(std::memory_order_relaxed);
-    s.discarded = discarded_.load(std::memory_order_relaxed);
-    s.refused = refused_.load(std::memory_order_relaxed);
-    s.released = released_.load(std::memory_order_relaxed);
-    s.high_water = high_water_.load(std::memory_order_relaxed);
-    s.wakeups = consumer_wait_.wakeups() + producer_wait_.wakeups();
+    s.committed = ctl_->committed.load(std::memory_order_relaxed);
+    s.discarded = ctl_->discarded.load(std::memory_order_relaxed);
+    s.refused = ctl_->refused.load(std::memory_order_relaxed);
+    s.released = ctl_->released.load(std::memory_order_relaxed);
+    s.high_water = ctl_->high_water.load(std::memory_order_relaxed);
+    s.wakeups = ctl_->consumer_wait.wakeups() + ctl_->producer_wait.wakeups();
     return s;
   }
 
@@ -293,6 +313,34 @@ class basic_record_ring {
   }
 
  private:
+  // Everything the producers and the consumer share: the cursors, the statistics, the sleepers
+  // and the closed flag. It lives in the ring (own_), or in a shared-memory segment between
+  // processes.
+  struct control {
+    explicit control(bool asymmetric) noexcept : consumer_wait(asymmetric), producer_wait(asymmetric) {}
+
+    // Released up to here. Written by the consumer, read by producers.
+    alignas(detail::cache_line) std::atomic<std::uint64_t> head{0};
+    // Reserved up to here. Written by producers (CAS in mpsc), read by producers and observers.
+    alignas(detail::cache_line) std::atomic<std::uint64_t> tail{0};
+    // Statistics written by producers, beside tail: a producer touches them right after claiming
+    // tail's line. In flight = reserved - committed - discarded.
+    std::atomic<std::uint64_t> reserved{0};
+    std::atomic<std::uint64_t> committed{0};
+    std::atomic<std::uint64_t> discarded{0};
+    std::atomic<std::uint64_t> refused{0};
+    // Statistics written by the consumer only, on a line producers never read.
+    alignas(detail::cache_line) std::atomic<std::uint64_t> released{0};
+    std::atomic<std::uint64_t> high_water{0};
+
+    // Sleepers of each side, each on its own line.
+    detail::wait_slot consumer_wait;  // the consumer, waiting for records
+    detail::wait_slot producer_wait;  // producers, waiting for room
+
+    // Set once by close(); read by every reservation.
+    alignas(detail::cache_line) std::atomic<bool> closed{false};
+  };
+
   static bool use_asymmetric() noexcept {
     if constexpr (Wait::enabled) return Wait::asymmetric_fences && detail::enable_asymmetric_fences();
     return false;
@@ -300,13 +348,13 @@ class basic_record_ring {
 
   // Relaxed: coherence alone makes a close() that happened before this call visible, and
   // nothing is read through the flag.
-  bool is_closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
+  bool is_closed() const noexcept { return ctl_->closed.load(std::memory_order_relaxed); }
 
   // Reservations committed or discarded. Acquire pairs with the release increments in finish():
   // a reserved_ loaded after this counts every reservation finished here (its producer bumped
   // reserved_ before it finished it).
   std::uint64_t finished_count() const noexcept {
-    return committed_.load(std::memory_order_acquire) + discarded_.load(std::memory_order_acquire);
+    return ctl_->committed.load(std::memory_order_acquire) + ctl_->discarded.load(std::memory_order_acquire);
   }
 
   void check_record(size_type n) const {
@@ -318,19 +366,19 @@ class basic_record_ring {
   // after we looked is nudged by the next refusal or by a producer about to sleep.
   void note_refused() noexcept {
     if constexpr (Policy::multi) {
-      refused_.fetch_add(1, std::memory_order_relaxed);  // a statistic
+      ctl_->refused.fetch_add(1, std::memory_order_relaxed);  // a statistic
     } else {
       // One writer: a load and a store. Relaxed: a statistic.
-      refused_.store(refused_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      ctl_->refused.store(ctl_->refused.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     if constexpr (Wait::enabled) {
-      if (consumer_wait_.has_sleepers() && consumer_wait_.holding_out()) [[unlikely]] consumer_wait_.nudge();
+      if (ctl_->consumer_wait.has_sleepers() && ctl_->consumer_wait.holding_out()) [[unlikely]] ctl_->consumer_wait.nudge();
     }
   }
 
   // About to sleep for room: a consumer asleep on a water mark must not wait for us.
   void nudge_consumer() noexcept {
-    if (consumer_wait_.has_sleepers()) consumer_wait_.nudge();
+    if (ctl_->consumer_wait.has_sleepers()) ctl_->consumer_wait.nudge();
   }
 
   // Free bytes a record of n payload bytes needs at the current tail (its footprint, plus the
@@ -339,7 +387,7 @@ class basic_record_ring {
   size_type free_needed_for(size_type n) const noexcept {
     const size_type footprint = header_size + round_up(n);
     // Relaxed: an estimate for the water mark only.
-    const std::uint64_t t = Policy::multi ? tail_.load(std::memory_order_relaxed) : private_tail_;
+    const std::uint64_t t = Policy::multi ? ctl_->tail.load(std::memory_order_relaxed) : private_tail_;
     return padding_for(t, footprint) + footprint;
   }
 
@@ -348,7 +396,7 @@ class basic_record_ring {
     if (is_closed()) return {};
     check_record(n);
     grant g;
-    const bool ok = producer_wait_.wait_until_ready(
+    const bool ok = ctl_->producer_wait.wait_until_ready(
         free_needed_for(n), [&] { return is_closed() || (g = claim(n)); }, deadline,
         [&] { nudge_consumer(); });
     if (!ok && !g) note_refused();  // timed out
@@ -360,13 +408,13 @@ class basic_record_ring {
     if (batch_open_) detail::throw_batch_outstanding();
     if (min_bytes > capacity_) detail::throw_too_large("a water mark", min_bytes, "the ring's capacity", capacity_);
     const size_type enough = std::max<size_type>(1, min_bytes);
-    const std::uint32_t nudged = consumer_wait_.nudges();
-    consumer_wait_.set_holding_out(enough > 1);
-    (void)consumer_wait_.wait_until_ready(
+    const std::uint32_t nudged = ctl_->consumer_wait.nudges();
+    ctl_->consumer_wait.set_holding_out(enough > 1);
+    (void)ctl_->consumer_wait.wait_until_ready(
         enough,
         [&] {
           // Seq_cst: pairs with close()'s store (see wait_slot::wake_all).
-          if (closed_.load(std::memory_order_seq_cst)) return true;
+          if (ctl_->closed.load(std::memory_order_seq_cst)) return true;
           const scan_result r = scan();
           if (r.records == 0) {
             // Only skipped tails and withdrawn reservations: free them now, a producer may be
@@ -376,10 +424,10 @@ class basic_record_ring {
           }
           // Short of the water mark, still go if a producer is stuck: asleep (a load after our
           // heavy fence; it loads our sleeper count after its own) or refused since we began.
-          return r.scanned >= enough || producer_wait_.has_sleepers() || consumer_wait_.nudges() != nudged;
+          return r.scanned >= enough || ctl_->producer_wait.has_sleepers() || ctl_->consumer_wait.nudges() != nudged;
         },
         deadline, [] {});
-    consumer_wait_.set_holding_out(false);
+    ctl_->consumer_wait.set_holding_out(false);
     return read_now();
   }
 
@@ -389,42 +437,42 @@ class basic_record_ring {
     std::uint64_t t;
     size_type pad;
     if constexpr (Policy::multi) {
-      // Acquire pairs with the consumer's release of head_: the bytes it freed are zeroed and
-      // read before we write. Loaded before tail_, so the tail_ we load is never behind it.
-      std::uint64_t h = head_.load(std::memory_order_acquire);
-      t = tail_.load(std::memory_order_relaxed);  // only compared and swapped among producers
+      // Acquire pairs with the consumer's release of head: the bytes it freed are zeroed and
+      // read before we write. Loaded before tail, so the tail we load is never behind it.
+      std::uint64_t h = ctl_->head.load(std::memory_order_acquire);
+      t = ctl_->tail.load(std::memory_order_relaxed);  // only compared and swapped among producers
       for (;;) {
         pad = padding_for(t, footprint);
         if (distance(h, t) + pad + footprint > capacity_) {
           // Full as far as we know: look once more, and give up if nothing moved.
-          const std::uint64_t h2 = head_.load(std::memory_order_acquire);  // as above
-          const std::uint64_t t2 = tail_.load(std::memory_order_relaxed);  // after head_, as above
+          const std::uint64_t h2 = ctl_->head.load(std::memory_order_acquire);  // as above
+          const std::uint64_t t2 = ctl_->tail.load(std::memory_order_relaxed);  // after head, as above
           if (h2 == h && t2 == t) return {};
           h = h2;
           t = t2;
           continue;
         }
-        // Relaxed: tail_ publishes nothing (headers do); the CAS only divides the bytes among
-        // producers. On failure (another producer moved tail_, or a spurious failure of the weak
-        // form) t holds the fresh value and we retry; h stays an older head_, which errs towards
+        // Relaxed: tail publishes nothing (headers do); the CAS only divides the bytes among
+        // producers. On failure (another producer moved tail, or a spurious failure of the weak
+        // form) t holds the fresh value and we retry; h stays an older head, which errs towards
         // "full", never towards overlap.
-        if (tail_.compare_exchange_weak(t, advance(t, pad + footprint), std::memory_order_relaxed,
+        if (ctl_->tail.compare_exchange_weak(t, advance(t, pad + footprint), std::memory_order_relaxed,
                                         std::memory_order_relaxed))
           break;
       }
-      reserved_.fetch_add(1, std::memory_order_relaxed);  // a statistic
+      ctl_->reserved.fetch_add(1, std::memory_order_relaxed);  // a statistic
     } else {
       t = private_tail_;
       pad = padding_for(t, footprint);
       if (distance(cached_head_, t) + pad + footprint > capacity_) {
-        cached_head_ = head_.load(std::memory_order_acquire);  // pairs as in the multi case
+        cached_head_ = ctl_->head.load(std::memory_order_acquire);  // pairs as in the multi case
         if (distance(cached_head_, t) + pad + footprint > capacity_) return {};
       }
       private_tail_ = advance(t, pad + footprint);
       // Relaxed: observers only; headers publish the data.
-      tail_.store(private_tail_, std::memory_order_relaxed);
+      ctl_->tail.store(private_tail_, std::memory_order_relaxed);
       // One writer: a load and a store, no read-modify-write needed. Relaxed: a statistic.
-      reserved_.store(reserved_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      ctl_->reserved.store(ctl_->reserved.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     size_type at = index_of(t);
     if (pad != 0) {
@@ -454,11 +502,11 @@ class basic_record_ring {
       const size_type bytes = footprint_of(h);
       scanned += bytes;
       idx += bytes;
-      if (idx == capacity_) idx = 0;
+      if (idx >= capacity_) idx -= capacity_;  // over mirrored storage a record may cross the seam
       if (is_record(h)) ++records;
     }
     // The most the consumer ever found ready (a statistic; one writer: load and store).
-    if (scanned > high_water_.load(std::memory_order_relaxed)) high_water_.store(scanned, std::memory_order_relaxed);
+    if (scanned > ctl_->high_water.load(std::memory_order_relaxed)) ctl_->high_water.store(scanned, std::memory_order_relaxed);
     return {records, scanned};
   }
 
@@ -481,6 +529,11 @@ class basic_record_ring {
     if (bytes > max_capacity)
       detail::throw_too_large("a record ring's capacity", bytes, "max_capacity", max_capacity);
     return bytes / record_alignment * record_alignment;
+  }
+
+  // See max_record_size().
+  static constexpr size_type plain_max_record(size_type capacity) noexcept {
+    return (capacity + record_alignment) / 16 * 8 - header_size;
   }
 
   static constexpr size_type round_up(size_type n) noexcept {
@@ -507,15 +560,16 @@ class basic_record_ring {
     if (bytes < room) return p + bytes;
     return (std::uint64_t{lap_of(p) + 1u} << 32) | (bytes - room);
   }
-  // Bytes from h to t, for h <= t. A stale h (a producer's old copy of head_) may lie laps
+  // Bytes from h to t, for h <= t. A stale h (a producer's old copy of head) may lie laps
   // behind t; the result then exceeds capacity_, which reads as "full, look again".
   std::uint64_t distance(std::uint64_t h, std::uint64_t t) const noexcept {
     const std::uint64_t laps = static_cast<std::uint32_t>(lap_of(t) - lap_of(h));
     return laps * capacity_ + index_of(t) - index_of(h);
   }
   // Bytes of tail a footprint must skip at cursor p: 0 if it fits before the end.
+  // Over mirrored storage a footprint never needs to skip: the room runs on into the mirror.
   size_type padding_for(std::uint64_t p, size_type footprint) const noexcept {
-    const size_type room = capacity_ - index_of(p);
+    const size_type room = end_ - index_of(p);
     return footprint <= room ? 0 : room;
   }
 
@@ -530,7 +584,7 @@ class basic_record_ring {
     header_at(at).store(header, std::memory_order_release);
     // Release pairs with the acquire in finished_count(): in_flight() then sees this
     // reservation's reserved_ bump too. (On x86 release costs no instruction over relaxed.)
-    std::atomic<std::uint64_t>& count = (header & discard_flag) ? discarded_ : committed_;
+    std::atomic<std::uint64_t>& count = (header & discard_flag) ? ctl_->discarded : ctl_->committed;
     if constexpr (Policy::multi) {
       count.fetch_add(1, std::memory_order_release);
     } else {
@@ -539,49 +593,49 @@ class basic_record_ring {
     }
     if constexpr (Wait::enabled) {
       // Pairs with the consumer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      consumer_wait_.notify_after([this] { wake_consumer(); });  // a header: see light_fence()
+      ctl_->consumer_wait.notify_after([this] { wake_consumer(); });  // a header: see light_fence()
     }
   }
 
   // The consumer sleeps: wake it if the bytes reserved past the head (an upper bound of what is
-  // ready) reach its water mark. Relaxed loads: head_ does not move while the consumer sleeps
-  // (notify_after()'s acquire ordered us after its last store), and tail_ is at least our own
+  // ready) reach its water mark. Relaxed loads: head does not move while the consumer sleeps
+  // (notify_after()'s acquire ordered us after its last store), and tail is at least our own
   // reservation; a commit that makes more ready makes its own check. If a producer sleeps for
   // room, the water mark is void: this commit may have made the records behind an in-flight one
   // readable, and the consumer must take them or the two sides sleep on each other.
   [[gnu::noinline]] void wake_consumer() noexcept {
-    if (producer_wait_.has_sleepers()) return consumer_wait_.nudge();
-    consumer_wait_.wake_if_wanted(
-        distance(head_.load(std::memory_order_relaxed), tail_.load(std::memory_order_relaxed)));
+    if (ctl_->producer_wait.has_sleepers()) return ctl_->consumer_wait.nudge();
+    ctl_->consumer_wait.wake_if_wanted(
+        distance(ctl_->head.load(std::memory_order_relaxed), ctl_->tail.load(std::memory_order_relaxed)));
   }
 
   // --- consumer internals
   // Zeroes `bytes` (spanning `records` records) from the head, so producers find "not written"
   // there again, and publishes it.
   void release_bytes(size_type bytes, size_type records) noexcept {
-    const size_type first = std::min(bytes, capacity_ - head_index_);
+    const size_type first = std::min(bytes, end_ - head_index_);
     std::memset(data_ + head_index_, 0, first);
     if (bytes != first) std::memset(data_, 0, bytes - first);
     head_index_ += bytes;
     if (head_index_ >= capacity_) head_index_ -= capacity_;
     private_head_ = advance(private_head_, bytes);
-    // Release pairs with the producers' acquire of head_: the zeroes and our reads of these bytes
+    // Release pairs with the producers' acquire of head: the zeroes and our reads of these bytes
     // happen before they claim them.
-    head_.store(private_head_, std::memory_order_release);
+    ctl_->head.store(private_head_, std::memory_order_release);
     // One writer: a load and a store. Relaxed: a statistic.
-    released_.store(released_.load(std::memory_order_relaxed) + records, std::memory_order_relaxed);
+    ctl_->released.store(ctl_->released.load(std::memory_order_relaxed) + records, std::memory_order_relaxed);
     if constexpr (Wait::enabled) {
       // Pairs with the producers' heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      producer_wait_.notify_after([this] { wake_producers(); }, head_);
+      ctl_->producer_wait.notify_after([this] { wake_producers(); }, ctl_->head);
     }
   }
 
-  // Producers sleep: wake them if the free bytes reach the smallest need. Relaxed load of tail_:
-  // notify_after()'s acquire ordered it after the sleepers' reservations; a tail_ that moved
+  // Producers sleep: wake them if the free bytes reach the smallest need. Relaxed load of tail:
+  // notify_after()'s acquire ordered it after the sleepers' reservations; a tail that moved
   // on since only makes the estimate generous, and a woken producer re-checks.
   [[gnu::noinline]] void wake_producers() noexcept {
-    const std::uint64_t used = distance(private_head_, tail_.load(std::memory_order_relaxed));
-    producer_wait_.wake_if_wanted(used >= capacity_ ? 0 : capacity_ - used);
+    const std::uint64_t used = distance(private_head_, ctl_->tail.load(std::memory_order_relaxed));
+    ctl_->producer_wait.wake_if_wanted(used >= capacity_ ? 0 : capacity_ - used);
   }
 
   void close_batch() noexcept { batch_open_ = false; }
@@ -590,39 +644,28 @@ class basic_record_ring {
     if (bytes != 0) release_bytes(bytes, records);
   }
 
-  // --- shared cursors, each on its own line
-  // Released up to here. Written by the consumer, read by producers.
-  alignas(detail::cache_line) std::atomic<std::uint64_t> head_{0};
-  // Reserved up to here. Written by producers (CAS in mpsc), read by producers and observers.
-  alignas(detail::cache_line) std::atomic<std::uint64_t> tail_{0};
-  // Statistics written by producers, beside tail_: a producer touches them right after claiming
-  // tail_'s line. In flight = reserved - committed - discarded.
-  std::atomic<std::uint64_t> reserved_{0};
-  std::atomic<std::uint64_t> committed_{0};
-  std::atomic<std::uint64_t> discarded_{0};
-  std::atomic<std::uint64_t> refused_{0};
-
   // --- single producer's private state (unused in mpsc)
-  alignas(detail::cache_line) std::uint64_t private_tail_ = 0;  // == tail_
-  std::uint64_t cached_head_ = 0;                               // <= head_: possibly stale copy
+  alignas(detail::cache_line) std::uint64_t private_tail_ = 0;  // == tail
+  std::uint64_t cached_head_ = 0;                               // <= head: possibly stale copy
 
   // --- consumer-private
-  alignas(detail::cache_line) std::uint64_t private_head_ = 0;  // == head_
+  alignas(detail::cache_line) std::uint64_t private_head_ = 0;  // == head
   size_type head_index_ = 0;                                    // index_of(private_head_)
   bool batch_open_ = false;
-  std::atomic<std::uint64_t> released_{0};  // statistics, written by the consumer only
-  std::atomic<std::uint64_t> high_water_{0};
-
-  // --- sleepers of each side (each on its own line; see detail/wait.hpp)
-  detail::wait_slot consumer_wait_{use_asymmetric()};  // the consumer, waiting for records
-  detail::wait_slot producer_wait_{use_asymmetric()};  // producers, waiting for room
 
   // --- constant after construction
-  alignas(detail::cache_line) std::byte* data_ = nullptr;
+  alignas(detail::cache_line) control* ctl_ = &own_;  // own_, or a control block in shared memory
+  std::byte* data_ = nullptr;
   size_type capacity_;
+  // One past the last index a contiguous view may reach: capacity_, or 2 * capacity_ over
+  // mirrored storage (where index i + capacity_ is index i again).
+  size_type end_ = 0;
+  size_type max_record_ = 0;  // max_record_size()
   bool owned_ = false;
-  // Set once by close(); read by every reservation. Here, not on a cursor line: written once.
-  std::atomic<bool> closed_{false};
+  mirrored_storage mirror_;  // the mapping, when the ring is built over mirrored storage
+
+  // --- the shared part of an in-process ring
+  control own_{use_asymmetric()};
 };
 
 /// One record being written: exactly size() payload bytes, 8-byte aligned. Move-only.
@@ -728,7 +771,7 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
     }
     size_type next(size_type at, std::uint64_t h) const noexcept {
       at += footprint_of(h);
-      return at == ring_->capacity_ ? 0 : at;
+      return at >= ring_->capacity_ ? at - ring_->capacity_ : at;  // mirrored: may cross the seam
     }
 
     const basic_record_ring* ring_ = nullptr;

@@ -3,8 +3,8 @@
 //
 // The algorithm
 // -------------
-// Two 64-bit cursors only grow: `write_` counts elements the producer has published, `read_`
-// counts elements the consumer has given back. `write_ - read_` is what the consumer may still
+// Two 64-bit cursors only grow: `write` counts elements the producer has published, `read`
+// counts elements the consumer has given back. `write - read` is what the consumer may still
 // read (plus, see below, at most one skipped tail), so all `capacity()` slots are usable and any
 // capacity >= 1 works, not only powers of two. Each side also tracks its storage index beside
 // its cursor (`widx_`, `ridx_`), so cursors may wrap past 2^64 and no modulo runs on any path.
@@ -12,9 +12,9 @@
 // A write grant is contiguous. When the free run at the end of the storage is too short but the
 // start of the storage has room, the grant wraps to index 0 and the tail it leaves behind is
 // *skipped* (the bip-buffer trick): on commit the producer stores the storage index where the
-// skip starts in `skip_index_` (never 0: a skip starts inside a lap) and advances `write_` past
+// skip starts in `skip_index` (never 0: a skip starts inside a lap) and advances `write` past
 // tail and data together. The consumer, on reaching that index, jumps to the next lap instead of
-// reading the tail, and clears `skip_index_` back to 0 ("none").
+// reading the tail, and clears `skip_index` back to 0 ("none").
 //
 // At most one skip is pending at a time: to wrap again the producer needs the slot right after
 // the previous lap boundary, which the consumer frees only after it has passed (and cleared) the
@@ -24,20 +24,20 @@
 // this stays exact however far the 64-bit cursors run.
 //
 // An empty ring grants any n <= capacity() wherever its cursors stand: when the ring is empty
-// (seen with a fresh load of `read_`) the whole storage is free, so a grant may wrap to index 0
+// (seen with a fresh load of `read`) the whole storage is free, so a grant may wrap to index 0
 // even if the skipped tail plus the data exceed the capacity. Until the consumer passes that
-// skip, `write_ - read_` may exceed capacity(); every free-space computation treats that as
+// skip, `write - read` may exceed capacity(); every free-space computation treats that as
 // "no room", which is exactly right: the only free slots then are the ones the skip covers.
 //
 // Ordering
 // --------
-// Producer: writes elements, then `write_.store(release)`. Consumer: `write_.load(acquire)`,
+// Producer: writes elements, then `write.store(release)`. Consumer: `write.load(acquire)`,
 // then reads elements; so every element read was fully written. Symmetrically the consumer
-// finishes reading, then `read_.store(release)`; the producer's `read_.load(acquire)` orders its
-// later writes into those slots after the reads. `skip_index_` is set (relaxed) before the
-// release of `write_` that covers it and loaded (relaxed) after the acquire of `write_`; the
-// consumer clears it (relaxed) before the release of `read_` that passes the skip, and the
-// producer sets it again only after acquiring that `read_`.
+// finishes reading, then `read.store(release)`; the producer's `read.load(acquire)` orders its
+// later writes into those slots after the reads. `skip_index` is set (relaxed) before the
+// release of `write` that covers it and loaded (relaxed) after the acquire of `write`; the
+// consumer clears it (relaxed) before the release of `read` that passes the skip, and the
+// producer sets it again only after acquiring that `read`.
 //
 // Each side keeps a private copy of the other side's cursor and reloads it only when the copy
 // says "not enough": `try_push`, `try_pop` and `try_reserve` stay off the other side's cache line
@@ -59,6 +59,7 @@
 #include <sluice/detail/config.hpp>
 #include <sluice/detail/errors.hpp>
 #include <sluice/detail/wait.hpp>
+#include <sluice/mirrored_storage.hpp>
 #include <sluice/statistics.hpp>
 #include <sluice/wait_policy.hpp>
 
@@ -105,7 +106,7 @@ class spsc_ring {
   /// Owns heap storage for `capacity` elements, aligned to 128 bytes (or alignof(T) if larger).
   /// Throws std::invalid_argument if capacity is 0 and std::length_error if capacity * sizeof(T)
   /// does not fit in a size_t; both before allocating.
-  explicit spsc_ring(size_type capacity) : capacity_(checked_capacity(capacity)) {
+  explicit spsc_ring(size_type capacity) : capacity_(checked_capacity(capacity)), end_(capacity_) {
     void* raw = ::operator new(capacity_ * sizeof(T), storage_alignment);
     std::memset(raw, 0, capacity_ * sizeof(T));
     data_ = static_cast<T*>(raw);
@@ -115,7 +116,22 @@ class spsc_ring {
   /// Uses the caller's storage (which must outlive the ring); allocates nothing.
   /// Throws std::invalid_argument if the span is empty.
   explicit spsc_ring(std::span<T> storage)
-      : data_(storage.data()), capacity_(storage.empty() ? checked_capacity(0) : storage.size()) {}
+      : data_(storage.data()), capacity_(storage.empty() ? checked_capacity(0) : storage.size()), end_(capacity_) {}
+
+  /// Builds the ring over its own mirrored_storage of at least `min_capacity` elements. The
+  /// capacity is rounded up to the least count whose bytes fill whole pages (with 4 KiB pages:
+  /// a multiple of 1024 floats, 512 doubles, or 4096 * 3 bytes of 12-byte elements); capacity()
+  /// tells. Every grant of up to capacity() elements is then contiguous wherever the cursors
+  /// stand (no skipped tail), and try_read() returns everything committed in one span. Throws
+  /// std::invalid_argument for 0, std::length_error if the size overflows, mapping_error if the
+  /// system cannot map it (nothing stays mapped).
+  spsc_ring(mirrored_t, size_type min_capacity)
+      : capacity_(checked_capacity(min_capacity)),
+        mirror_(capacity_ * sizeof(T), sizeof(T)) {
+    data_ = reinterpret_cast<T*>(mirror_.data());
+    capacity_ = mirror_.size() / sizeof(T);
+    end_ = 2 * capacity_;
+  }
 
   spsc_ring(const spsc_ring&) = delete;
   spsc_ring& operator=(const spsc_ring&) = delete;
@@ -127,16 +143,19 @@ class spsc_ring {
   /// Number of elements the ring holds when full. Any thread.
   [[nodiscard]] size_type capacity() const noexcept { return capacity_; }
 
+  /// True if the ring is built over mirrored storage (every view contiguous). Any thread.
+  [[nodiscard]] bool mirrored() const noexcept { return end_ != capacity_; }
+
   /// Elements committed and not yet released, clamped to [0, capacity()]. Any thread.
   /// Stale by nature: from the producer it may over-count (the consumer may have released
   /// more since), from the consumer it may under-count (the producer may have committed more).
   /// A tail skipped by a wrapped grant counts as occupied until the consumer passes it.
   [[nodiscard]] size_type size_approx() const noexcept {
-    // Acquire pairs with the consumer's release of read_, which it made after acquiring a
-    // write_ >= that value: so the write_ loaded next is never behind the read_ loaded here.
-    const std::uint64_t r = read_.load(std::memory_order_acquire);
+    // Acquire pairs with the consumer's release of read, which it made after acquiring a
+    // write >= that value: so the write loaded next is never behind the read loaded here.
+    const std::uint64_t r = ctl_->read.load(std::memory_order_acquire);
     // Relaxed: needs no pair of its own; the acquire above already makes it at least r.
-    const std::uint64_t w = write_.load(std::memory_order_relaxed);
+    const std::uint64_t w = ctl_->write.load(std::memory_order_relaxed);
     return static_cast<size_type>(std::min<std::uint64_t>(w - r, capacity_));
   }
 
@@ -146,15 +165,15 @@ class spsc_ring {
   /// Reads go on returning what was committed, then empty. Every sleeper on either side wakes.
   void close() noexcept {
     // Seq_cst: pairs with the seq_cst loads in the waiters' conditions (see wait_slot::wake_all).
-    closed_.store(true, std::memory_order_seq_cst);
-    consumer_wait_.wake_all();
-    producer_wait_.wake_all();
+    ctl_->closed.store(true, std::memory_order_seq_cst);
+    ctl_->consumer_wait.wake_all();
+    ctl_->producer_wait.wake_all();
   }
 
   /// True once close() was called. Any thread.
   [[nodiscard]] bool closed() const noexcept {
     // Acquire pairs with the store in close(): what the closing thread did before is visible.
-    return closed_.load(std::memory_order_acquire);
+    return ctl_->closed.load(std::memory_order_acquire);
   }
 
   /// The ring's counters (see ring_statistics): exact per field, read without disturbing either
@@ -162,11 +181,11 @@ class spsc_ring {
   [[nodiscard]] ring_statistics statistics() const noexcept {
     ring_statistics s;
     // Relaxed: independent counters, each written by one side; nothing is read through them.
-    s.committed = committed_.load(std::memory_order_relaxed);
-    s.refused = refused_.load(std::memory_order_relaxed);
-    s.released = released_.load(std::memory_order_relaxed);
-    s.high_water = high_water_.load(std::memory_order_relaxed);
-    s.wakeups = consumer_wait_.wakeups() + producer_wait_.wakeups();
+    s.committed = ctl_->committed.load(std::memory_order_relaxed);
+    s.refused = ctl_->refused.load(std::memory_order_relaxed);
+    s.released = ctl_->released.load(std::memory_order_relaxed);
+    s.high_water = ctl_->high_water.load(std::memory_order_relaxed);
+    s.wakeups = ctl_->consumer_wait.wakeups() + ctl_->producer_wait.wakeups();
     return s;
   }
 
@@ -266,7 +285,7 @@ class spsc_ring {
       return {};
     }
     write_open_ = true;
-    const size_type first = std::min(n, capacity_ - widx_);
+    const size_type first = std::min(n, end_ - widx_);
     return split_write_grant(this, std::span<T>(data_ + widx_, first), std::span<T>(data_, n - first));
   }
 
@@ -285,7 +304,7 @@ class spsc_ring {
       if (!src.empty()) note_refused();
       return 0;
     }
-    const size_type first = std::min(n, capacity_ - widx_);
+    const size_type first = std::min(n, end_ - widx_);
     std::memcpy(data_ + widx_, src.data(), first * sizeof(T));  // n != 0: src.data() is valid
     if (n != first) std::memcpy(data_, src.data() + first, (n - first) * sizeof(T));
     publish_write(n);
@@ -396,6 +415,38 @@ class spsc_ring {
  private:
   friend struct detail::test_access;
 
+  // Everything both sides touch: the cursors, the statistics, the sleepers and the closed flag.
+  // It lives in the ring (own_), or in a shared-memory segment between processes. Each line is
+  // written by one side only, but for the sleepers' (see detail/wait.hpp) and the last.
+  struct control {
+    explicit control(bool asymmetric) noexcept : consumer_wait(asymmetric), producer_wait(asymmetric) {}
+
+    // Elements the consumer has given back. Written by the consumer, read by the producer.
+    alignas(detail::cache_line) std::atomic<std::uint64_t> read{0};
+
+    // Elements (and skipped tails) the producer has published. Written by the producer, read by
+    // the consumer.
+    alignas(detail::cache_line) std::atomic<std::uint64_t> write{0};
+    // Storage index where the pending skipped tail starts, in [1, capacity_), or 0 for none. Set
+    // by the producer when it commits a wrapped grant, cleared by the consumer when it passes the
+    // skip; never both at once (see the essay). Shares write's line: it changes once a lap at
+    // most.
+    std::atomic<std::uint64_t> skip_index{0};
+
+    // Statistics, each written by one side only, on lines the other side never reads.
+    alignas(detail::cache_line) std::atomic<std::uint64_t> committed{0};  // by the producer
+    std::atomic<std::uint64_t> refused{0};
+    alignas(detail::cache_line) std::atomic<std::uint64_t> released{0};   // by the consumer
+    std::atomic<std::uint64_t> high_water{0};
+
+    // Sleepers of each side, each on its own line.
+    detail::wait_slot consumer_wait;  // the consumer, waiting for data
+    detail::wait_slot producer_wait;  // the producer, waiting for room
+
+    // Set once by close(); read by every reservation.
+    alignas(detail::cache_line) std::atomic<bool> closed{false};
+  };
+
   // "No pending skip" in the consumer's cache: a value no storage index equals.
   static constexpr size_type no_skip = std::numeric_limits<size_type>::max();
 
@@ -426,7 +477,7 @@ class spsc_ring {
 
   // Relaxed: coherence alone makes a close() that happened before this call visible, and
   // nothing is read through the flag.
-  bool is_closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
+  bool is_closed() const noexcept { return ctl_->closed.load(std::memory_order_relaxed); }
 
   // --- producer internals (producer thread only)
 
@@ -444,15 +495,15 @@ class spsc_ring {
   // consumer that announces itself just after we looked is nudged by our next refusal or sleep.
   void note_refused() noexcept {
     // One writer (this thread): a load and a store, no read-modify-write. Relaxed: a statistic.
-    refused_.store(refused_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    ctl_->refused.store(ctl_->refused.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if constexpr (Wait::enabled) {
-      if (consumer_wait_.has_sleepers() && consumer_wait_.holding_out()) [[unlikely]] consumer_wait_.nudge();
+      if (ctl_->consumer_wait.has_sleepers() && ctl_->consumer_wait.holding_out()) [[unlikely]] ctl_->consumer_wait.nudge();
     }
   }
 
   // try_reserve(n) for 0 < n <= capacity_, without the checks and the accounting.
   write_grant reserve_exact(size_type n) {
-    const size_type tail = capacity_ - widx_;
+    const size_type tail = end_ - widx_;  // over mirrored storage, more than any grant
     if (n <= tail) {
       if (fits(n) || (refresh_read(), fits(n))) return open_write(widx_, n, 0);
       return {};
@@ -479,7 +530,7 @@ class spsc_ring {
   // them (capacity_ - fill): n before the end of the storage, or the tail plus n at the start;
   // if that exceeds the capacity, only an empty ring will do.
   size_type free_needed_for(size_type n) const noexcept {
-    const size_type tail = capacity_ - widx_;
+    const size_type tail = end_ - widx_;  // over mirrored storage, more than any grant
     return n <= tail ? n : std::min(capacity_, tail + n);
   }
 
@@ -489,7 +540,7 @@ class spsc_ring {
     check_reserve(n);
     if (n == 0) return {};
     write_grant g;
-    const bool ok = producer_wait_.wait_until_ready(
+    const bool ok = ctl_->producer_wait.wait_until_ready(
         free_needed_for(n), [&] { return is_closed() || (g = reserve_exact(n)); }, deadline,
         [&] { nudge_consumer(); });
     if (!ok && !g) note_refused();  // timed out
@@ -504,7 +555,7 @@ class spsc_ring {
     if (n == 0) return {};
     const size_type enough = std::max<size_type>(1, std::min(n, min_free));
     write_grant g;
-    const bool ok = producer_wait_.wait_until_ready(
+    const bool ok = ctl_->producer_wait.wait_until_ready(
         free_needed_for(enough),
         [&] {
           if (is_closed()) return true;
@@ -521,14 +572,14 @@ class spsc_ring {
 
   // About to sleep for room: a consumer asleep on a water mark must not wait for us.
   void nudge_consumer() noexcept {
-    if (consumer_wait_.has_sleepers()) consumer_wait_.nudge();
+    if (ctl_->consumer_wait.has_sleepers()) ctl_->consumer_wait.nudge();
   }
 
-  // Acquire pairs with the consumer's release stores of read_: its reads of freed slots happen
+  // Acquire pairs with the consumer's release stores of read: its reads of freed slots happen
   // before our writes into them.
-  void refresh_read() noexcept { cached_read_ = read_.load(std::memory_order_acquire); }
+  void refresh_read() noexcept { cached_read_ = ctl_->read.load(std::memory_order_acquire); }
 
-  // Would `span` more elements (data plus any skipped tail) fit, judged by the cached read_?
+  // Would `span` more elements (data plus any skipped tail) fit, judged by the cached read?
   // `w_ - cached_read_` may exceed capacity_ after an empty-ring wrap; then nothing fits.
   bool fits(size_type span) const noexcept { return w_ + span - cached_read_ <= capacity_; }
 
@@ -537,9 +588,9 @@ class spsc_ring {
     return used >= capacity_ ? 0 : static_cast<size_type>(capacity_ - used);
   }
 
-  // Longest contiguous free run, capped at n, judged by the cached read_.
+  // Longest contiguous free run, capped at n, judged by the cached read.
   run_choice choose_run(size_type n) const noexcept {
-    const size_type tail = capacity_ - widx_;
+    const size_type tail = end_ - widx_;  // over mirrored storage, more than any grant
     const size_type free = free_slots();
     const size_type at_end = std::min(tail, free);
     // From index 0: everything if the ring is empty, else what is left after the tail.
@@ -559,31 +610,31 @@ class spsc_ring {
     w_ += k;
     widx_ += k;
     if (widx_ >= capacity_) widx_ -= capacity_;
-    // Release pairs with the consumer's acquire in refresh_write(): the elements (and skip_index_)
+    // Release pairs with the consumer's acquire in refresh_write(): the elements (and skip_index)
     // written before this store are visible to it once it sees the new cursor.
-    write_.store(w_, std::memory_order_release);
+    ctl_->write.store(w_, std::memory_order_release);
     // One writer: a load and a store. Relaxed: a statistic, on our own line.
-    committed_.store(committed_.load(std::memory_order_relaxed) + k, std::memory_order_relaxed);
+    ctl_->committed.store(ctl_->committed.load(std::memory_order_relaxed) + k, std::memory_order_relaxed);
     if constexpr (Wait::enabled) {
       // Pairs with the consumer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      consumer_wait_.notify_after([this] { wake_consumer(); }, write_);
+      ctl_->consumer_wait.notify_after([this] { wake_consumer(); }, ctl_->write);
     }
   }
 
   // The consumer sleeps: wake it if what is committed reaches its water mark. Relaxed load of
-  // read_: notify_after()'s acquire already ordered it after the consumer's last store of read_.
+  // read: notify_after()'s acquire already ordered it after the consumer's last store of read.
   [[gnu::noinline]] void wake_consumer() noexcept {
-    consumer_wait_.wake_if_wanted(w_ - read_.load(std::memory_order_relaxed));
+    ctl_->consumer_wait.wake_if_wanted(w_ - ctl_->read.load(std::memory_order_relaxed));
   }
 
   void commit_write(size_type skip, size_type k) noexcept {
     write_open_ = false;
     if (k == 0) return;  // publishes nothing, skips nothing
     if (skip != 0) {
-      // Relaxed: ordered before the consumer's view by the release of write_ in publish_write(),
-      // and after the consumer's clearing of the previous skip by the acquire of read_ that
+      // Relaxed: ordered before the consumer's view by the release of write in publish_write(),
+      // and after the consumer's clearing of the previous skip by the acquire of read that
       // showed it passed (refresh_read()).
-      skip_index_.store(widx_, std::memory_order_relaxed);
+      ctl_->skip_index.store(widx_, std::memory_order_relaxed);
       w_ += skip;
       widx_ = 0;
     }
@@ -610,13 +661,13 @@ class spsc_ring {
     enter_read();
     if (min_ready > capacity_) detail::throw_too_large("a water mark", min_ready, "the ring's capacity", capacity_);
     const std::uint64_t enough = std::max<size_type>(1, min_ready);
-    const std::uint32_t nudged = consumer_wait_.nudges();
-    consumer_wait_.set_holding_out(enough > 1);
-    (void)consumer_wait_.wait_until_ready(
+    const std::uint32_t nudged = ctl_->consumer_wait.nudges();
+    ctl_->consumer_wait.set_holding_out(enough > 1);
+    (void)ctl_->consumer_wait.wait_until_ready(
         enough,
         [&] {
           // Seq_cst: pairs with close()'s store (see wait_slot::wake_all).
-          if (closed_.load(std::memory_order_seq_cst)) return true;
+          if (ctl_->closed.load(std::memory_order_seq_cst)) return true;
           refresh_write();
           std::uint64_t ready = cached_write_ - r_;
           // A skipped tail covered by what we loaded is not data (as in readable_regions()).
@@ -624,54 +675,54 @@ class spsc_ring {
           // Short of the water mark, still go if the producer is stuck: asleep (a load after our
           // heavy fence; it loads our sleeper count after its own) or refused since we began.
           return ready >= enough ||
-                 (ready != 0 && (producer_wait_.has_sleepers() || consumer_wait_.nudges() != nudged));
+                 (ready != 0 && (ctl_->producer_wait.has_sleepers() || ctl_->consumer_wait.nudges() != nudged));
         },
         deadline, [] {});
-    consumer_wait_.set_holding_out(false);
+    ctl_->consumer_wait.set_holding_out(false);
     return read_contiguous();
   }
 
   void refresh_write() noexcept {
     // Acquire pairs with the producer's release in publish_write().
-    cached_write_ = write_.load(std::memory_order_acquire);
+    cached_write_ = ctl_->write.load(std::memory_order_acquire);
     // The most the consumer ever found waiting (a statistic; one writer: load and store).
     const std::uint64_t fill = std::min<std::uint64_t>(cached_write_ - r_, capacity_);
-    if (fill > high_water_.load(std::memory_order_relaxed)) high_water_.store(fill, std::memory_order_relaxed);
+    if (fill > ctl_->high_water.load(std::memory_order_relaxed)) ctl_->high_water.store(fill, std::memory_order_relaxed);
     // Relaxed: set before that release. A newer value than the one it covered names a skip at or
     // beyond cached_write_ (in the lap the read position is in), so it never matches a readable
     // position: see readable_regions().
-    const size_type skip = skip_index_.load(std::memory_order_relaxed);
+    const size_type skip = ctl_->skip_index.load(std::memory_order_relaxed);
     cached_skip_index_ = skip == 0 ? no_skip : skip;
   }
 
   // The read position stands on a skipped tail: go to the start of the next lap. The caller
-  // then releases read_, freeing the tail for the producer.
+  // then releases read, freeing the tail for the producer.
   void jump_skip() noexcept {
     r_ += capacity_ - ridx_;
     ridx_ = 0;
     clear_skip();
   }
 
-  // We have passed the pending skip. Relaxed: the release of read_ that follows orders it before
-  // the producer's next skip_index_ store, which needs a read_ beyond this skip first.
+  // We have passed the pending skip. Relaxed: the release of read that follows orders it before
+  // the producer's next skip_index store, which needs a read beyond this skip first.
   void clear_skip() noexcept {
     cached_skip_index_ = no_skip;
-    skip_index_.store(0, std::memory_order_relaxed);
+    ctl_->skip_index.store(0, std::memory_order_relaxed);
   }
 
   // Everything committed now, as (first, second) runs, after jumping over a skip at the read
-  // position. Reloads write_ every time: a read never reports less than is there.
+  // position. Reloads write every time: a read never reports less than is there.
   regions readable_regions() noexcept {
     refresh_write();
     if (r_ == cached_write_) return {0, 0, 0};
     // A pending skip lies in the read position's lap, at or after it. A newer one (set after the
-    // write_ we loaded) lies at or beyond cached_write_ > r_, so neither test below can match it.
+    // write we loaded) lies at or beyond cached_write_ > r_, so neither test below can match it.
     if (ridx_ == cached_skip_index_) {
       jump_skip();
       publish_read();  // the producer may reuse the skipped tail
     }
     const std::uint64_t avail = cached_write_ - r_;
-    size_type first = static_cast<size_type>(std::min<std::uint64_t>(avail, capacity_ - ridx_));
+    size_type first = static_cast<size_type>(std::min<std::uint64_t>(avail, end_ - ridx_));
     size_type gap = 0;
     if (cached_skip_index_ > ridx_ && cached_skip_index_ - ridx_ < first) {  // a skip ahead
       first = cached_skip_index_ - ridx_;
@@ -687,7 +738,7 @@ class spsc_ring {
     if (second == 0) {
       r_ += first;
       ridx_ += first;
-      if (ridx_ == capacity_) ridx_ = 0;
+      if (ridx_ >= capacity_) ridx_ -= capacity_;  // over mirrored storage, first may cross the seam
     } else {
       r_ += first + gap + second;
       ridx_ = second;
@@ -699,69 +750,54 @@ class spsc_ring {
 
   void add_released(size_type k) noexcept {
     // One writer: a load and a store. Relaxed: a statistic, on our own line.
-    released_.store(released_.load(std::memory_order_relaxed) + k, std::memory_order_relaxed);
+    ctl_->released.store(ctl_->released.load(std::memory_order_relaxed) + k, std::memory_order_relaxed);
   }
 
   // Publishes r_ and wakes a producer asleep for room if it now has enough.
   void publish_read() noexcept {
     // Release pairs with the producer's acquire in refresh_read(): our reads of the freed slots
     // happen before it overwrites them.
-    read_.store(r_, std::memory_order_release);
+    ctl_->read.store(r_, std::memory_order_release);
     if constexpr (Wait::enabled) {
       // Pairs with the producer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      producer_wait_.notify_after([this] { wake_producer(); }, read_);
+      ctl_->producer_wait.notify_after([this] { wake_producer(); }, ctl_->read);
     }
   }
 
-  // The producer sleeps: wake it if the free space reaches its need. Relaxed load of write_:
-  // notify_after()'s acquire already ordered it after the producer's last store of write_.
+  // The producer sleeps: wake it if the free space reaches its need. Relaxed load of write:
+  // notify_after()'s acquire already ordered it after the producer's last store of write.
   [[gnu::noinline]] void wake_producer() noexcept {
-    const std::uint64_t used = write_.load(std::memory_order_relaxed) - r_;
-    producer_wait_.wake_if_wanted(used >= capacity_ ? 0 : capacity_ - used);
+    const std::uint64_t used = ctl_->write.load(std::memory_order_relaxed) - r_;
+    ctl_->producer_wait.wake_if_wanted(used >= capacity_ ? 0 : capacity_ - used);
   }
 
   void abandon_read() noexcept { read_open_ = false; }
 
-  // --- shared cursors. Each on its own line: written by one side, read by the other.
-
-  // Elements the consumer has given back. Written by the consumer, read by the producer.
-  alignas(detail::cache_line) std::atomic<std::uint64_t> read_{0};
-
-  // Elements (and skipped tails) the producer has published. Written by the producer, read by
-  // the consumer.
-  alignas(detail::cache_line) std::atomic<std::uint64_t> write_{0};
-  // Storage index where the pending skipped tail starts, in [1, capacity_), or 0 for none. Set by
-  // the producer when it commits a wrapped grant, cleared by the consumer when it passes the
-  // skip; never both at once (see the essay). Shares write_'s line: it changes once a lap at most.
-  std::atomic<size_type> skip_index_{0};
-
   // --- producer-private: written and read only by the producer.
-  alignas(detail::cache_line) std::uint64_t w_ = 0;  // == write_ (our own copy, no atomic load)
+  alignas(detail::cache_line) std::uint64_t w_ = 0;  // == write (our own copy, no atomic load)
   size_type widx_ = 0;                               // storage index of w_, in [0, capacity_)
-  std::uint64_t cached_read_ = 0;                    // <= read_: a possibly stale copy
+  std::uint64_t cached_read_ = 0;                    // <= read: a possibly stale copy
   bool write_open_ = false;                          // a write grant is outstanding
-  std::atomic<std::uint64_t> committed_{0};          // statistics, written by the producer only
-  std::atomic<std::uint64_t> refused_{0};
 
   // --- consumer-private: written and read only by the consumer.
-  alignas(detail::cache_line) std::uint64_t r_ = 0;  // == read_
+  alignas(detail::cache_line) std::uint64_t r_ = 0;  // == read
   size_type ridx_ = 0;                               // storage index of r_, in [0, capacity_)
-  std::uint64_t cached_write_ = 0;                   // <= write_: a possibly stale copy
-  size_type cached_skip_index_ = no_skip;            // skip_index_ as of it; no_skip for none
+  std::uint64_t cached_write_ = 0;                   // <= write: a possibly stale copy
+  size_type cached_skip_index_ = no_skip;            // skip_index as of it; no_skip for none
   bool read_open_ = false;                           // a read grant is outstanding
-  std::atomic<std::uint64_t> released_{0};           // statistics, written by the consumer only
-  std::atomic<std::uint64_t> high_water_{0};
-
-  // --- sleepers of each side (each on its own line; see detail/wait.hpp)
-  detail::wait_slot consumer_wait_{use_asymmetric()};  // the consumer, waiting for data
-  detail::wait_slot producer_wait_{use_asymmetric()};  // the producer, waiting for room
 
   // --- constant after construction, read by both.
-  alignas(detail::cache_line) T* data_ = nullptr;
+  alignas(detail::cache_line) control* ctl_ = &own_;  // own_, or a control block in shared memory
+  T* data_ = nullptr;
   size_type capacity_;
+  // One past the last index a contiguous view may reach: capacity_, or 2 * capacity_ over
+  // mirrored storage (where index i + capacity_ is index i again).
+  size_type end_ = 0;
   bool owned_ = false;
-  // Set once by close(); read by every reservation. Here, not on a cursor line: written once.
-  std::atomic<bool> closed_{false};
+  mirrored_storage mirror_;  // the mapping, when the ring is built over mirrored storage
+
+  // --- the shared part of an in-process ring
+  control own_{use_asymmetric()};
 };
 
 // ==================================================================== grants
