@@ -36,14 +36,14 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
               "the futex word must be a plain 32-bit integer in memory");
 
 #if defined(__linux__)
-bool register_membarrier() noexcept {
+// Registers for the expedited membarrier `command` (with its registration `registration`), or
+// returns false if the kernel lacks it, a filter refuses it or SLUICE_NO_MEMBARRIER is set.
+bool register_membarrier(int command, int registration) noexcept {
   const char* off = std::getenv("SLUICE_NO_MEMBARRIER");
   if (off && *off && *off != '0') return false;
   const long supported = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-  if (supported < 0 || !(supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED) ||
-      !(supported & MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED))
-    return false;
-  return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  if (supported < 0 || !(supported & command) || !(supported & registration)) return false;
+  return syscall(__NR_membarrier, registration, 0, 0) == 0;
 }
 #endif
 
@@ -51,28 +51,43 @@ bool register_membarrier() noexcept {
 
 bool enable_asymmetric_fences() noexcept {
 #if defined(__linux__)
-  static const bool enabled = register_membarrier();  // once per process (thread-safe static)
+  // Once per process (thread-safe static).
+  static const bool enabled =
+      register_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED);
   return enabled;
 #else
   return false;
 #endif
 }
 
-void heavy_fence(bool asymmetric) noexcept {
+bool enable_global_fences() noexcept {
+#if defined(__linux__)
+  static const bool enabled =
+      register_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+  return enabled;
+#else
+  return false;
+#endif
+}
+
+void heavy_fence(bool asymmetric, bool process_shared) noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #if defined(__linux__)
   if (asymmetric) {
     count_call();
-    // Cannot fail once registered (enable_asymmetric_fences() returned true before any ring
-    // could pass asymmetric == true).
-    syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    // Cannot fail once registered: a ring passes asymmetric == true only after its process
+    // registered (enable_asymmetric_fences(), or enable_global_fences() for a shared ring,
+    // whose every process registers before it attaches).
+    syscall(__NR_membarrier, process_shared ? MEMBARRIER_CMD_GLOBAL_EXPEDITED : MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
   }
 #else
   (void)asymmetric;
+  (void)process_shared;
 #endif
 }
 
-void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns) noexcept {
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns,
+                bool process_shared) noexcept {
   count_call();
 #if defined(__linux__)
   timespec rel{};
@@ -84,8 +99,10 @@ void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::i
   }
   // FUTEX_WAIT's timeout is relative, on CLOCK_MONOTONIC. EAGAIN (the word changed), EINTR and
   // ETIMEDOUT all return to the caller, which re-checks.
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, timeout, nullptr, 0);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), process_shared ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE,
+          expected, timeout, nullptr, 0);
 #else
+  (void)process_shared;
   if (timeout_ns < 0) {
     word.wait(expected, std::memory_order_seq_cst);
   } else {
@@ -96,11 +113,13 @@ void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::i
 #endif
 }
 
-void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept {
+void futex_wake_all(std::atomic<std::uint32_t>& word, bool process_shared) noexcept {
   count_call();
 #if defined(__linux__)
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), process_shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE,
+          INT32_MAX, nullptr, nullptr, 0);
 #else
+  (void)process_shared;
   word.notify_all();
 #endif
 }

@@ -59,7 +59,9 @@
 #include <sluice/detail/config.hpp>
 #include <sluice/detail/errors.hpp>
 #include <sluice/detail/wait.hpp>
+#include <sluice/detail/segment.hpp>
 #include <sluice/mirrored_storage.hpp>
+#include <sluice/shared_memory.hpp>
 #include <sluice/statistics.hpp>
 #include <sluice/wait_policy.hpp>
 
@@ -72,6 +74,8 @@
 #include <iterator>
 #include <new>
 #include <span>
+#include <string>
+#include <string_view>
 #include <utility>
 
 namespace sluice {
@@ -143,11 +147,56 @@ class basic_record_ring {
     max_record_ = capacity_ - header_size;
   }
 
+  /// Creates the shared-memory segment `name` ("/" and a name, as for shm_open; it must not
+  /// exist yet) holding a ring of `capacity` bytes (rounded down to a multiple of 8, or up to
+  /// whole pages with options.mirrored), and attaches to it in options.role. Other processes
+  /// attach with the open_shared constructor: one consumer, and one producer process
+  /// (spsc_record_ring) or up to 64 (mpsc_record_ring), each with any number of threads. The
+  /// segment outlives every process until remove_shared(name). Throws as the first constructor,
+  /// mapping_error if the system refuses, std::invalid_argument for a malformed name. See
+  /// docs/shared_memory.md.
+  basic_record_ring(create_shared_t, std::string_view name, size_type capacity, const shared_options& options = {})
+      : capacity_(checked_capacity(capacity)) {
+    const bool asymmetric = use_asymmetric_shared();
+    size_type bytes = capacity_;
+    if (options.mirrored) bytes = checked_capacity(mirrored_storage::rounded_size(capacity_, record_alignment));
+    segment_ = detail::segment::create(name, {kind, 1, bytes, bytes, sizeof(control), options.mirrored, asymmetric},
+                                       options.permissions);
+    ctl_ = new (segment_.control()) control(asymmetric, true);
+    attach(options.role);
+    segment_.publish();
+  }
+
+  /// Attaches to the shared ring `name`, made by the create_shared constructor in any process,
+  /// in options.role; the capacity and storage are the segment's. A consumer role held by a
+  /// live process is refused (and so is a second producer of an spsc_record_ring); a role left
+  /// by a dead process is taken over, continuing from the shared cursors. Throws attach_error
+  /// (another kind of ring, a corrupt header, the role is taken, no producer slot free) or
+  /// mapping_error; nothing stays mapped then.
+  basic_record_ring(open_shared_t, std::string_view name, const shared_options& options = {}) : capacity_(min_capacity) {
+    segment_ = detail::segment::open(name, {kind, 1, 0, 0, sizeof(control), false, false}, options.attach_timeout);
+    const detail::segment_layout& layout = segment_.layout();
+    if (layout.capacity < min_capacity || layout.capacity > max_capacity || layout.capacity % record_alignment != 0)
+      throw attach_error(segment_.describe("has a capacity of " + std::to_string(layout.capacity) +
+                                           " bytes, which no record ring has"));
+    if (layout.asymmetric && !detail::enable_global_fences())
+      throw attach_error(segment_.describe(
+          "its creator pairs membarrier (global expedited) with compiler barriers, and this process cannot "
+          "register for it (SLUICE_NO_MEMBARRIER, or a seccomp filter)"));
+    ctl_ = std::launder(static_cast<control*>(segment_.control()));
+    attach(options.role);
+  }
+
   basic_record_ring(const basic_record_ring&) = delete;
   basic_record_ring& operator=(const basic_record_ring&) = delete;
 
   ~basic_record_ring() {
     if (owned_) ::operator delete(static_cast<void*>(data_), std::align_val_t{detail::cache_line});
+    if (role_slot_) {
+      // Release pairs with the next holder's claim: everything we did is visible to it.
+      std::uint32_t me = detail::this_process();
+      role_slot_->pid.compare_exchange_strong(me, 0, std::memory_order_release, std::memory_order_relaxed);
+    }
   }
 
   /// Usable bytes: the constructor's size rounded down to a multiple of 8 (over mirrored
@@ -189,7 +238,9 @@ class basic_record_ring {
     // "more in flight" and is never below 0 (every finished reservation is counted reserved).
     std::uint64_t in_flight = 0;
     for (int attempt = 0; attempt < 8; ++attempt) {
-      const std::uint64_t finished = finished_count();
+      // Reclaimed ones count as finished (see recover(); a reclaimed run of several dead
+      // reservations counts once, so in_flight() may over-count after one).
+      const std::uint64_t finished = finished_count() + ctl_->lost.load(std::memory_order_relaxed);
       // Acquire: keeps the second look at the finished count after this load.
       const std::uint64_t reserved = ctl_->reserved.load(std::memory_order_acquire);
       in_flight = reserved > finished ? reserved - finished : 0;
@@ -225,6 +276,7 @@ class basic_record_ring {
     s.refused = ctl_->refused.load(std::memory_order_relaxed);
     s.released = ctl_->released.load(std::memory_order_relaxed);
     s.high_water = ctl_->high_water.load(std::memory_order_relaxed);
+    s.lost = ctl_->lost.load(std::memory_order_relaxed);
     s.wakeups = ctl_->consumer_wait.wakeups() + ctl_->producer_wait.wakeups();
     return s;
   }
@@ -272,12 +324,66 @@ class basic_record_ring {
 
   // ---------------------------------------------------------------- consumer
 
+  /// Consumer of a shared ring (returns 0 in-process). Reclaims the reservations that hold up
+  /// the head of the ring: at once those whose producer process has died (or whose producer
+  /// slot passed to another process), and, if `stalled_after` is given, any that has held up
+  /// the head that long since recover() first saw it there (a hung producer: if it resumes,
+  /// its commit() returns false, but what it writes meanwhile may land in space given to later
+  /// records, so stop it for good first). Each reclaimed reservation is skipped, never
+  /// delivered, and counted in statistics().lost; the records behind it become readable.
+  /// Returns how many it reclaimed. It reads /proc to tell whether processes live: call it when
+  /// a timed read comes back empty, not on every read. Throws as try_read().
+  size_type recover(std::chrono::nanoseconds stalled_after = std::chrono::nanoseconds::max()) {
+    enter_read();
+    if (!role_slot_) return 0;
+    size_type reclaimed = 0;
+    for (;;) {
+      const scan_result r = scan();
+      if (r.scanned >= capacity_) break;
+      const size_type idx = head_index_ + r.scanned >= capacity_ ? head_index_ + r.scanned - capacity_
+                                                                 : head_index_ + r.scanned;
+      const std::uint64_t pos = advance(private_head_, r.scanned);
+      // Seq_cst: a producer raises its claiming count (seq_cst), then claims tail (seq_cst).
+      // Seeing tail beyond pos, the loads of the counts below see the raise of whoever claimed
+      // pos, or (through its release of the count) the busy header it wrote: a zero header
+      // with no live claimer left is a dead process's.
+      const std::uint64_t reserved = distance(pos, ctl_->tail.load(std::memory_order_seq_cst));
+      if (reserved == 0 || reserved > capacity_ - r.scanned) break;  // nothing reserved there
+      // Acquire pairs with the producer's release of its busy header.
+      std::uint64_t h = header_at(idx).load(std::memory_order_acquire);
+      std::uint64_t replacement;
+      if (h & busy_flag) {
+        const size_type footprint = checked_footprint(h, idx, capacity_ - r.scanned);
+        if (footprint == 0) throw_corrupt("the busy header at byte " + std::to_string(idx) + " is malformed");
+        if (!owner_gone(h) && !stalled(pos, stalled_after)) break;
+        replacement = make_header(0, footprint) | discard_flag;
+      } else if (h == 0) {
+        if (live_claimer()) break;  // it writes its header any moment now
+        // Acquire: as above; the counts' loads were seq_cst and came before this one.
+        if (header_at(idx).load(std::memory_order_acquire) != 0) continue;
+        const size_type run = zero_run(idx, std::min<size_type>(static_cast<size_type>(reserved),
+                                                                end_ == capacity_ ? capacity_ - idx : reserved));
+        if (run == 0) break;
+        replacement = end_ == capacity_ && idx + run == capacity_ ? pad_header(run) : make_header(0, run) | discard_flag;
+      } else {
+        break;  // scan() stopped for another reason
+      }
+      // Acq_rel: replaces the busy header only if its producer did not commit meanwhile (its
+      // CAS and ours decide who owns the header); release pairs with nothing but our own scan.
+      if (!header_at(idx).compare_exchange_strong(h, replacement, std::memory_order_acq_rel, std::memory_order_acquire))
+        continue;  // committed or discarded meanwhile: look again
+      count_lost();
+      ++reclaimed;
+    }
+    return reclaimed;
+  }
+
   /// Consumer. A batch of every record committed in reservation order up to the first one still
   /// in flight, or an empty batch (contextually false) if none is ready. Records stay in place:
   /// each is a std::span<const std::byte> into the ring. At most one batch at a time: throws
   /// std::logic_error while one is outstanding.
   [[nodiscard]] batch try_read() {
-    if (batch_open_) detail::throw_batch_outstanding();
+    enter_read();
     return read_now();
   }
 
@@ -313,11 +419,14 @@ class basic_record_ring {
   }
 
  private:
+  friend struct detail::test_access;
+
   // Everything the producers and the consumer share: the cursors, the statistics, the sleepers
   // and the closed flag. It lives in the ring (own_), or in a shared-memory segment between
   // processes.
   struct control {
-    explicit control(bool asymmetric) noexcept : consumer_wait(asymmetric), producer_wait(asymmetric) {}
+    explicit control(bool asymmetric, bool process_shared = false) noexcept
+        : consumer_wait(asymmetric, process_shared), producer_wait(asymmetric, process_shared) {}
 
     // Released up to here. Written by the consumer, read by producers.
     alignas(detail::cache_line) std::atomic<std::uint64_t> head{0};
@@ -332,6 +441,10 @@ class basic_record_ring {
     // Statistics written by the consumer only, on a line producers never read.
     alignas(detail::cache_line) std::atomic<std::uint64_t> released{0};
     std::atomic<std::uint64_t> high_water{0};
+    std::atomic<std::uint64_t> lost{0};  // reservations of dead or stalled producers reclaimed
+    // Shared rings: the head the consumer is about to publish, stored before it zeroes the bytes
+    // it releases, so that a successor of a consumer that died meanwhile completes the release.
+    std::atomic<std::uint64_t> releasing{0};
 
     // Sleepers of each side, each on its own line.
     detail::wait_slot consumer_wait;  // the consumer, waiting for records
@@ -344,6 +457,125 @@ class basic_record_ring {
   static bool use_asymmetric() noexcept {
     if constexpr (Wait::enabled) return Wait::asymmetric_fences && detail::enable_asymmetric_fences();
     return false;
+  }
+  static bool use_asymmetric_shared() noexcept {
+    if constexpr (Wait::enabled) return Wait::asymmetric_fences && detail::enable_global_fences();
+    return false;
+  }
+  static constexpr detail::ring_kind kind = Policy::multi ? detail::ring_kind::mpsc_record_ring : detail::ring_kind::spsc_record_ring;
+
+  // Owner tags in busy headers: producer slot (6 bits), its generation (10), lap (16).
+  static constexpr unsigned tag_slot_shift = 26;
+  static constexpr unsigned tag_generation_shift = 16;
+  static constexpr std::uint32_t tag_generation_mask = 0x3ff;
+
+  // Takes `r` in a shared ring and sets this process's side up from the shared state: a new
+  // process, or the successor of one that died.
+  void attach(role r) {
+    const detail::segment_layout& layout = segment_.layout();
+    data_ = segment_.data();
+    capacity_ = static_cast<size_type>(layout.capacity);
+    end_ = layout.mirrored ? 2 * capacity_ : capacity_;
+    max_record_ = layout.mirrored ? capacity_ - header_size : plain_max_record(capacity_);
+    detail::process_table& table = segment_.processes();
+    if (r == role::consumer) {
+      if (!detail::claim_slot(table.consumer, true))
+        throw attach_error(segment_.describe("its consumer role is held by process " +
+                                             std::to_string(table.consumer.pid.load(std::memory_order_relaxed)) +
+                                             ", which is alive"));
+      role_slot_ = &table.consumer;
+      role_ = attached_as::consumer;
+      // Acquire pairs with the previous consumer's release of head.
+      const std::uint64_t head = ctl_->head.load(std::memory_order_acquire);
+      check_cursor(head, "the release cursor");
+      private_head_ = head;
+      head_index_ = index_of(head);
+      // A predecessor that died while zeroing what it released: finish the release (the
+      // records in it were released, so they are not delivered again). Relaxed: written only
+      // by the consumer side, and the predecessor is gone.
+      const std::uint64_t releasing = ctl_->releasing.load(std::memory_order_relaxed);
+      if (releasing != head && index_of(releasing) < capacity_ && index_of(releasing) % record_alignment == 0 &&
+          distance(head, releasing) <= capacity_)
+        release_bytes(static_cast<size_type>(distance(head, releasing)), 0);
+      return;
+    }
+    const unsigned slots = Policy::multi ? detail::max_producer_processes : 1;
+    unsigned slot = 0;
+    while (slot < slots && !detail::claim_slot(table.producers[slot], true)) ++slot;
+    if (slot == slots)
+      throw attach_error(segment_.describe(Policy::multi ? "all 64 producer slots are held by live processes"
+                                                         : "its producer role is held by a live process"));
+    detail::process_slot& mine = table.producers[slot];
+    // A new generation: busy headers of a dead predecessor in this slot now read as dead.
+    // Relaxed: published by the claim's own ordering (the pid CAS) to whoever reads the slot.
+    const std::uint32_t generation = mine.generation.fetch_add(1, std::memory_order_relaxed) + 1;
+    mine.claiming.store(0, std::memory_order_relaxed);  // a dead predecessor's claims are its own
+    owner_tag_ = (slot << tag_slot_shift) | ((generation & tag_generation_mask) << tag_generation_shift);
+    role_slot_ = &mine;
+    role_ = attached_as::producer;
+    batch_open_ = true;  // this process never consumes (see enter_read())
+    if constexpr (!Policy::multi) {
+      // Relaxed: only the producer side stores tail (and the predecessor is gone).
+      const std::uint64_t tail = ctl_->tail.load(std::memory_order_relaxed);
+      check_cursor(tail, "the reservation cursor");
+      private_tail_ = tail;
+      cached_head_ = ctl_->head.load(std::memory_order_acquire);  // as the claim's load of head
+    }
+  }
+
+  // --- recovery (consumer, shared rings)
+
+  // The producer that wrote busy header `h` has died, or its slot has passed to a newer
+  // process (its generation moved on).
+  bool owner_gone(std::uint64_t h) const noexcept {
+    const auto tag = static_cast<std::uint32_t>(h);
+    const unsigned slot = tag >> tag_slot_shift;
+    if (slot >= detail::max_producer_processes) return true;  // no correct producer wrote this
+    const detail::process_slot& owner = segment_.processes().producers[slot];
+    // Relaxed: a process takes a slot (pid) before its first reservation tags one.
+    if ((owner.generation.load(std::memory_order_relaxed) & tag_generation_mask) !=
+        ((tag >> tag_generation_shift) & tag_generation_mask))
+      return true;
+    return !detail::process_alive(owner.pid.load(std::memory_order_relaxed));
+  }
+
+  // Some live producer process is between claiming space and writing its busy header.
+  bool live_claimer() const noexcept {
+    for (const detail::process_slot& slot : segment_.processes().producers) {
+      // Seq_cst: see recover().
+      if (slot.claiming.load(std::memory_order_seq_cst) != 0 &&
+          detail::process_alive(slot.pid.load(std::memory_order_relaxed)))
+        return true;
+    }
+    return false;
+  }
+
+  // The stall at cursor `pos` has lasted `limit` since recover() first saw it there.
+  bool stalled(std::uint64_t pos, std::chrono::nanoseconds limit) {
+    if (limit == std::chrono::nanoseconds::max()) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (pos != stall_pos_) {
+      stall_pos_ = pos;
+      stall_since_ = now;
+    }
+    return now - stall_since_ >= limit;
+  }
+
+  // Bytes of zero words from `idx` on, at most `limit`: the extent of reservations whose
+  // producers died before writing a header (they write nothing else before it).
+  size_type zero_run(size_type idx, size_type limit) const noexcept {
+    size_type run = 0;
+    // Relaxed: no live producer writes here (recover() checked), and what the dead ones wrote
+    // is all visible: their stores were drained when their threads stopped.
+    while (run < limit && header_at(idx + run >= capacity_ ? idx + run - capacity_ : idx + run)
+                                  .load(std::memory_order_relaxed) == 0)
+      run += record_alignment;
+    return run;
+  }
+
+  void count_lost() noexcept {
+    // One writer (the consumer): a load and a store. Relaxed: a statistic.
+    ctl_->lost.store(ctl_->lost.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
   // Relaxed: coherence alone makes a close() that happened before this call visible, and
@@ -358,7 +590,16 @@ class basic_record_ring {
   }
 
   void check_record(size_type n) const {
+    if (role_ == attached_as::consumer) [[unlikely]] detail::throw_wrong_role("produce", "consumer");
     if (n > max_record_size()) detail::throw_too_large("a record", n, "max_record_size()", max_record_size());
+  }
+
+  // batch_open_ also stays set for good in a process attached to a shared ring as a producer.
+  void enter_read() const {
+    if (batch_open_) [[unlikely]] {
+      if (role_ == attached_as::producer) detail::throw_wrong_role("consume", "producer");
+      detail::throw_batch_outstanding();
+    }
   }
 
   // A reservation found no room: count it, and nudge a consumer asleep on a water mark with
@@ -405,7 +646,7 @@ class basic_record_ring {
 
   template <class Deadline>
   batch wait_read(size_type min_bytes, const Deadline& deadline) {
-    if (batch_open_) detail::throw_batch_outstanding();
+    enter_read();
     if (min_bytes > capacity_) detail::throw_too_large("a water mark", min_bytes, "the ring's capacity", capacity_);
     const size_type enough = std::max<size_type>(1, min_bytes);
     const std::uint32_t nudged = ctl_->consumer_wait.nudges();
@@ -431,8 +672,25 @@ class basic_record_ring {
     return read_now();
   }
 
-  // try_reserve(n) after the checks, without the accounting of refusals.
+  // try_reserve(n) after the checks, without the accounting of refusals. In a shared ring the
+  // claim is bracketed by this process's `claiming` count and ends with a busy header that
+  // gives the reservation's extent and owner (see "Between processes" above).
   grant claim(size_type n) {
+    if (role_slot_) {
+      // Seq_cst: ordered before our claim of tail, as recover() reads them (see there).
+      role_slot_->claiming.fetch_add(1, std::memory_order_seq_cst);
+      struct done_claiming {
+        std::atomic<std::uint32_t>& count;
+        // Release pairs with recover()'s load: the busy header claim_space() wrote is visible
+        // to a consumer that sees the count drop. (Also when claim_space() throws.)
+        ~done_claiming() { count.fetch_sub(1, std::memory_order_release); }
+      } guard{role_slot_->claiming};
+      return claim_space(n);
+    }
+    return claim_space(n);
+  }
+
+  grant claim_space(size_type n) {
     const size_type footprint = header_size + round_up(n);
     std::uint64_t t;
     size_type pad;
@@ -442,6 +700,7 @@ class basic_record_ring {
       std::uint64_t h = ctl_->head.load(std::memory_order_acquire);
       t = ctl_->tail.load(std::memory_order_relaxed);  // only compared and swapped among producers
       for (;;) {
+        check_cursor(t, "the reservation cursor");
         pad = padding_for(t, footprint);
         if (distance(h, t) + pad + footprint > capacity_) {
           // Full as far as we know: look once more, and give up if nothing moved.
@@ -456,9 +715,7 @@ class basic_record_ring {
         // producers. On failure (another producer moved tail, or a spurious failure of the weak
         // form) t holds the fresh value and we retry; h stays an older head, which errs towards
         // "full", never towards overlap.
-        if (ctl_->tail.compare_exchange_weak(t, advance(t, pad + footprint), std::memory_order_relaxed,
-                                        std::memory_order_relaxed))
-          break;
+        if (claim_tail(t, advance(t, pad + footprint))) break;
       }
       ctl_->reserved.fetch_add(1, std::memory_order_relaxed);  // a statistic
     } else {
@@ -469,19 +726,70 @@ class basic_record_ring {
         if (distance(cached_head_, t) + pad + footprint > capacity_) return {};
       }
       private_tail_ = advance(t, pad + footprint);
-      // Relaxed: observers only; headers publish the data.
-      ctl_->tail.store(private_tail_, std::memory_order_relaxed);
+      if (role_slot_)
+        ctl_->tail.store(private_tail_, std::memory_order_seq_cst);  // as claim_tail()
+      else
+        ctl_->tail.store(private_tail_, std::memory_order_relaxed);  // observers only; headers publish
       // One writer: a load and a store, no read-modify-write needed. Relaxed: a statistic.
       ctl_->reserved.store(ctl_->reserved.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     size_type at = index_of(t);
+    std::uint32_t lap = lap_of(t);
     if (pad != 0) {
       // Release pairs with the consumer's acquire of this header in try_read(): the consumer
       // frees (and zeroes) the padding once it sees it, so our store must happen before that.
       header_at(at).store(pad_header(pad), std::memory_order_release);
       at = 0;
+      ++lap;
     }
-    return grant(this, at, n, footprint);
+    std::uint64_t busy = 0;
+    if (role_slot_) {
+      // The extent and owner, for a consumer that must reclaim it if we die. Release pairs
+      // with the consumer's acquire in recover(), as for any header.
+      busy = busy_flag | (std::uint64_t{footprint / 8} << 32) | owner_tag_ | (lap & 0xffffu);
+      header_at(at).store(busy, std::memory_order_release);
+    }
+    return grant(this, at, n, footprint, busy);
+  }
+
+  // Claims tail from `t` to `next` (mpsc); false with t reloaded if another producer moved it.
+  // Relaxed in-process: tail publishes nothing (headers do); the CAS only divides the bytes
+  // among producers. Seq_cst in a shared ring: recover() must see, through tail, that the
+  // claiming count of its owner rose before it (see there). On failure (another producer moved
+  // tail, or a spurious failure of the weak form) t holds the fresh value; the caller's head
+  // stays an older one, which errs towards "full", never towards overlap.
+  bool claim_tail(std::uint64_t& t, std::uint64_t next) noexcept {
+    if (role_slot_)
+      return ctl_->tail.compare_exchange_weak(t, next, std::memory_order_seq_cst, std::memory_order_relaxed);
+    return ctl_->tail.compare_exchange_weak(t, next, std::memory_order_relaxed, std::memory_order_relaxed);
+  }
+
+  // A cursor read from the control block: in a shared ring a peer wrote it, and an index
+  // outside the storage or off the 8-byte grid would lead us out of it.
+  void check_cursor(std::uint64_t p, const char* what) const {
+    if (index_of(p) >= capacity_ || index_of(p) % record_alignment != 0) [[unlikely]]
+      throw_corrupt(std::string(what) + " points at byte " + std::to_string(index_of(p)));
+  }
+
+  [[noreturn]] void throw_corrupt(const std::string& what) const {
+    throw corrupt_ring(segment_.describe(what + ", which no correct peer can write (capacity " +
+                                         std::to_string(capacity_) + " bytes)"));
+  }
+
+  // The footprint of header `h` at storage index `at`, if a correct producer (or recover())
+  // can have written it there with `room` bytes scanned from `at` on; 0 otherwise.
+  size_type checked_footprint(std::uint64_t h, size_type at, size_type room) const noexcept {
+    const size_type footprint = footprint_of(h);
+    if (footprint == 0 || footprint > room) return 0;
+    const bool plain = end_ == capacity_;
+    if (plain && at + footprint > capacity_) return 0;  // only mirrored storage runs past the end
+    if (h & pad_flag) {
+      // Padding: plain storage only, exactly to the end, and nothing else.
+      if (!plain || at + footprint != capacity_ || (h & (discard_flag | busy_flag))) return 0;
+    } else if (!(h & (discard_flag | busy_flag)) && length_of(h) > footprint - header_size) {
+      return 0;
+    }
+    return footprint;
   }
 
   struct scan_result {
@@ -490,7 +798,7 @@ class basic_record_ring {
   };
 
   // Walks the ready headers from the head, up to the first one not written yet.
-  scan_result scan() noexcept {
+  scan_result scan() {
     size_type idx = head_index_;
     size_type scanned = 0, records = 0;
     while (scanned < capacity_) {
@@ -498,8 +806,12 @@ class basic_record_ring {
       // try_reserve()): the payload is visible, and the producer's stores happen before we zero
       // these bytes on release.
       const std::uint64_t h = header_at(idx).load(std::memory_order_acquire);
-      if (h == 0) break;  // not written yet: in flight, or nothing reserved here
-      const size_type bytes = footprint_of(h);
+      // Not written yet (in flight, or nothing reserved here), or busy: in flight in a shared ring.
+      if (h == 0 || (h & busy_flag)) break;
+      const size_type bytes = checked_footprint(h, idx, capacity_ - scanned);
+      if (bytes == 0) [[unlikely]]
+        throw_corrupt("the record header at byte " + std::to_string(idx) + " describes " +
+                      std::to_string(footprint_of(h)) + " bytes");
       scanned += bytes;
       idx += bytes;
       if (idx >= capacity_) idx -= capacity_;  // over mirrored storage a record may cross the seam
@@ -521,6 +833,7 @@ class basic_record_ring {
     return batch(this, head_index_, r.records, r.scanned);
   }
 
+  static constexpr std::uint64_t busy_flag = std::uint64_t{1} << 61;
   static constexpr std::uint64_t pad_flag = std::uint64_t{1} << 62;
   static constexpr std::uint64_t discard_flag = std::uint64_t{1} << 63;
 
@@ -547,7 +860,7 @@ class basic_record_ring {
   }
   static constexpr size_type length_of(std::uint64_t h) noexcept { return static_cast<std::uint32_t>(h); }
   static constexpr size_type footprint_of(std::uint64_t h) noexcept {
-    return static_cast<size_type>((h >> 32) & 0x3fffffffu) * 8;
+    return static_cast<size_type>((h >> 32) & 0x1fffffffu) * 8;
   }
   static constexpr bool is_record(std::uint64_t h) noexcept { return (h & (pad_flag | discard_flag)) == 0; }
 
@@ -578,10 +891,18 @@ class basic_record_ring {
   }
 
   // --- called by grants (any producer thread)
-  void finish(size_type at, std::uint64_t header) noexcept {
-    // Release pairs with the consumer's acquire of this header in try_read(): the payload we
-    // wrote is visible to it.
-    header_at(at).store(header, std::memory_order_release);
+  // Publishes `header` at `at`. In a shared ring the busy header `busy` is replaced only if it
+  // is still there: the consumer may have reclaimed the reservation (recover()); then nothing
+  // is published and the result is false.
+  bool finish(size_type at, std::uint64_t header, std::uint64_t busy) noexcept {
+    if (busy == 0) {
+      // Release pairs with the consumer's acquire of this header in try_read(): the payload we
+      // wrote is visible to it.
+      header_at(at).store(header, std::memory_order_release);
+    } else if (!header_at(at).compare_exchange_strong(busy, header, std::memory_order_release,
+                                                      std::memory_order_relaxed)) {
+      return false;  // reclaimed: the space is the consumer's (relaxed: we read nothing of it)
+    }
     // Release pairs with the acquire in finished_count(): in_flight() then sees this
     // reservation's reserved_ bump too. (On x86 release costs no instruction over relaxed.)
     std::atomic<std::uint64_t>& count = (header & discard_flag) ? ctl_->discarded : ctl_->committed;
@@ -595,6 +916,7 @@ class basic_record_ring {
       // Pairs with the consumer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
       ctl_->consumer_wait.notify_after([this] { wake_consumer(); });  // a header: see light_fence()
     }
+    return true;
   }
 
   // The consumer sleeps: wake it if the bytes reserved past the head (an upper bound of what is
@@ -613,12 +935,16 @@ class basic_record_ring {
   // Zeroes `bytes` (spanning `records` records) from the head, so producers find "not written"
   // there again, and publishes it.
   void release_bytes(size_type bytes, size_type records) noexcept {
+    const std::uint64_t new_head = advance(private_head_, bytes);
+    // Shared rings: a successor of a consumer that dies while zeroing completes the release.
+    // Relaxed: read only by a consumer attaching after this one is gone.
+    if (role_slot_) ctl_->releasing.store(new_head, std::memory_order_relaxed);
     const size_type first = std::min(bytes, end_ - head_index_);
     std::memset(data_ + head_index_, 0, first);
     if (bytes != first) std::memset(data_, 0, bytes - first);
     head_index_ += bytes;
     if (head_index_ >= capacity_) head_index_ -= capacity_;
-    private_head_ = advance(private_head_, bytes);
+    private_head_ = new_head;
     // Release pairs with the producers' acquire of head: the zeroes and our reads of these bytes
     // happen before they claim them.
     ctl_->head.store(private_head_, std::memory_order_release);
@@ -664,6 +990,14 @@ class basic_record_ring {
   bool owned_ = false;
   mirrored_storage mirror_;  // the mapping, when the ring is built over mirrored storage
 
+  // --- a shared ring: the segment, this process's role and its slot there
+  detail::segment segment_;
+  enum class attached_as : std::uint8_t { both, producer, consumer } role_ = attached_as::both;
+  detail::process_slot* role_slot_ = nullptr;
+  std::uint32_t owner_tag_ = 0;       // producers: slot and generation, in every busy header
+  std::uint64_t stall_pos_ = ~std::uint64_t{0};  // consumer: the stall recover() is timing
+  std::chrono::steady_clock::time_point stall_since_{};
+
   // --- the shared part of an in-process ring
   control own_{use_asymmetric()};
 };
@@ -677,7 +1011,7 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::grant {
   grant() noexcept = default;
   grant(grant&& other) noexcept
       : ring_(std::exchange(other.ring_, nullptr)), at_(other.at_), size_(other.size_),
-        footprint_(other.footprint_) {}
+        footprint_(other.footprint_), busy_(other.busy_) {}
   grant& operator=(grant&& other) noexcept {
     if (this != &other) {
       discard();
@@ -685,6 +1019,7 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::grant {
       at_ = other.at_;
       size_ = other.size_;
       footprint_ = other.footprint_;
+      busy_ = other.busy_;
     }
     return *this;
   }
@@ -699,28 +1034,32 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::grant {
   /// True while the grant holds a reservation (a zero-length one included).
   explicit operator bool() const noexcept { return ring_ != nullptr; }
 
-  /// Publishes the first k payload bytes as the record and ends the grant.
-  /// Throws std::out_of_range if k > size(); the grant is unchanged then.
-  void commit(size_type k) {
+  /// Publishes the first k payload bytes as the record and ends the grant. Returns true; false
+  /// only in a shared ring whose consumer reclaimed the reservation meanwhile (recover(), after
+  /// its timeout): then nothing is published. Throws std::out_of_range if k > size(); the
+  /// grant is unchanged then.
+  bool commit(size_type k) {
     if (k > size()) detail::throw_beyond_grant("commit", k, size());
-    if (ring_) std::exchange(ring_, nullptr)->finish(at_, make_header(k, footprint_));
+    if (!ring_) return false;
+    return std::exchange(ring_, nullptr)->finish(at_, make_header(k, footprint_), busy_);
   }
-  /// Publishes the whole record and ends the grant.
-  void commit() { commit(size()); }
+  /// Publishes the whole record and ends the grant; returns as commit(k).
+  bool commit() { return commit(size()); }
   /// Withdraws the reservation: the consumer never sees it. Same as destroying the grant.
   void discard() noexcept {
-    if (ring_) std::exchange(ring_, nullptr)->finish(at_, make_header(0, footprint_) | discard_flag);
+    if (ring_) (void)std::exchange(ring_, nullptr)->finish(at_, make_header(0, footprint_) | discard_flag, busy_);
   }
 
  private:
   friend class basic_record_ring;
-  grant(basic_record_ring* ring, size_type at, size_type size, size_type footprint) noexcept
-      : ring_(ring), at_(at), size_(size), footprint_(footprint) {}
+  grant(basic_record_ring* ring, size_type at, size_type size, size_type footprint, std::uint64_t busy) noexcept
+      : ring_(ring), at_(at), size_(size), footprint_(footprint), busy_(busy) {}
 
   basic_record_ring* ring_ = nullptr;
   size_type at_ = 0;         // storage index of the header
   size_type size_ = 0;       // payload bytes reserved
   size_type footprint_ = 0;  // header + padded payload
+  std::uint64_t busy_ = 0;   // shared rings: the busy header the reservation wrote; 0 in-process
 };
 
 /// The records ready for the consumer, in order, each a std::span<const std::byte> into the
@@ -740,7 +1079,10 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
     iterator() noexcept = default;
     value_type operator*() const noexcept {
       const std::uint64_t h = ring_->header_at(at_).load(std::memory_order_relaxed);  // see below
-      return {ring_->data_ + at_ + header_size, length_of(h)};
+      // Re-checked: in a shared ring a hostile producer could rewrite a header after try_read().
+      const size_type footprint = ring_->checked_footprint(h, at_, room_);
+      if (footprint == 0) return {};
+      return {ring_->data_ + at_ + header_size, std::min(length_of(h), footprint - header_size)};
     }
     iterator& operator++() noexcept {
       --left_;
@@ -756,27 +1098,37 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
 
    private:
     friend class batch;
-    iterator(const basic_record_ring* ring, size_type at, size_type left) noexcept
-        : ring_(ring), at_(at), left_(left) {
+    iterator(const basic_record_ring* ring, size_type at, size_type left, size_type room) noexcept
+        : ring_(ring), at_(at), left_(left), room_(room) {
       if (left_ != 0) skip_non_records();
     }
     // Relaxed loads: try_read() acquired every header of the batch already, in this thread.
     void step() noexcept {
-      at_ = next(at_, ring_->header_at(at_).load(std::memory_order_relaxed));
-      skip_non_records();
+      if (advance_past(ring_->header_at(at_).load(std::memory_order_relaxed))) skip_non_records();
     }
     void skip_non_records() noexcept {
-      for (std::uint64_t h; !is_record(h = ring_->header_at(at_).load(std::memory_order_relaxed));)
-        at_ = next(at_, h);
+      for (std::uint64_t h; left_ != 0 && !is_record(h = ring_->header_at(at_).load(std::memory_order_relaxed));)
+        advance_past(h);
     }
-    size_type next(size_type at, std::uint64_t h) const noexcept {
-      at += footprint_of(h);
-      return at >= ring_->capacity_ ? at - ring_->capacity_ : at;  // mirrored: may cross the seam
+    // Moves past the header h at at_. Every step is checked against the bytes try_read()
+    // scanned, so a header rewritten since (only a hostile peer of a shared ring does that)
+    // ends the iteration instead of leading it out of the batch.
+    bool advance_past(std::uint64_t h) noexcept {
+      const size_type footprint = ring_->checked_footprint(h, at_, room_);
+      if (footprint == 0 || footprint == room_) {
+        left_ = 0;
+        return false;
+      }
+      room_ -= footprint;
+      at_ += footprint;
+      if (at_ >= ring_->capacity_) at_ -= ring_->capacity_;  // mirrored: may cross the seam
+      return true;
     }
 
     const basic_record_ring* ring_ = nullptr;
     size_type at_ = 0;
     size_type left_ = 0;  // records from this one to the end of the batch
+    size_type room_ = 0;  // bytes scanned from at_ on
   };
 
   batch() noexcept = default;
@@ -795,7 +1147,7 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
   }
   ~batch() { drop(); }
 
-  iterator begin() const noexcept { return iterator(ring_, start_, records_); }
+  iterator begin() const noexcept { return iterator(ring_, start_, records_, scanned_); }
   iterator end() const noexcept { return iterator(); }
   /// Number of records.
   [[nodiscard]] size_type size() const noexcept { return records_; }
@@ -815,13 +1167,14 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
     if (k == records_) return release();
     if (ring_) {
       // Bytes up to the end of the k-th record.
-      iterator it = begin();
-      for (size_type i = 1; i < k; ++i) ++it;
       size_type bytes = 0;
       if (k != 0) {
+        iterator it = begin();
+        for (size_type i = 1; i < k; ++i) ++it;
         // Relaxed: try_read() acquired this header already, in this thread.
-        const size_type end = it.next(it.at_, ring_->header_at(it.at_).load(std::memory_order_relaxed));
-        bytes = end > start_ ? end - start_ : ring_->capacity_ - start_ + end;
+        const size_type footprint =
+            ring_->checked_footprint(ring_->header_at(it.at_).load(std::memory_order_relaxed), it.at_, it.room_);
+        bytes = scanned_ - it.room_ + footprint;
       }
       std::exchange(ring_, nullptr)->release_batch(bytes, k);
     }

@@ -59,7 +59,9 @@
 #include <sluice/detail/config.hpp>
 #include <sluice/detail/errors.hpp>
 #include <sluice/detail/wait.hpp>
+#include <sluice/detail/segment.hpp>
 #include <sluice/mirrored_storage.hpp>
+#include <sluice/shared_memory.hpp>
 #include <sluice/statistics.hpp>
 #include <sluice/wait_policy.hpp>
 
@@ -133,11 +135,55 @@ class spsc_ring {
     end_ = 2 * capacity_;
   }
 
+  /// Creates the shared-memory segment `name` ("/" and a name, as for shm_open; it must not
+  /// exist yet) holding a ring of `capacity` elements (rounded up to whole pages with
+  /// options.mirrored), and attaches to it in options.role. Other processes attach with the
+  /// open_shared constructor; the segment outlives every process until remove_shared(name).
+  /// Throws as the first constructor, mapping_error if the system refuses,
+  /// std::invalid_argument for a malformed name. See docs/shared_memory.md.
+  spsc_ring(create_shared_t, std::string_view name, size_type capacity, const shared_options& options = {})
+      : capacity_(checked_capacity(capacity)) {
+    const bool asymmetric = use_asymmetric_shared();
+    std::uint64_t bytes = std::uint64_t{capacity_} * sizeof(T);
+    if (options.mirrored) bytes = mirrored_storage::rounded_size(bytes, sizeof(T));
+    segment_ = detail::segment::create(name,
+                                       {detail::ring_kind::spsc_ring, sizeof(T), bytes / sizeof(T), bytes,
+                                        sizeof(control), options.mirrored, asymmetric},
+                                       options.permissions);
+    ctl_ = new (segment_.control()) control(asymmetric, true);
+    capacity_ = static_cast<size_type>(segment_.layout().capacity);
+    attach(options.role);
+    segment_.publish();
+  }
+
+  /// Attaches to the shared ring `name`, made by the create_shared constructor in any process,
+  /// in options.role: the capacity, element size and storage are the segment's. A role held by
+  /// a live process is refused; one left by a dead process is taken over, continuing from the
+  /// shared cursors (see docs/shared_memory.md for what survives which crash). Throws
+  /// attach_error (not an spsc_ring of this T, a corrupt header, the role is taken) or
+  /// mapping_error; nothing stays mapped then.
+  spsc_ring(open_shared_t, std::string_view name, const shared_options& options = {}) : capacity_(1) {
+    segment_ = detail::segment::open(name, {detail::ring_kind::spsc_ring, sizeof(T), 0, 0, sizeof(control), false, false},
+                                     options.attach_timeout);
+    if (segment_.layout().asymmetric && !detail::enable_global_fences())
+      throw attach_error(segment_.describe(
+          "its creator pairs membarrier (global expedited) with compiler barriers, and this process cannot "
+          "register for it (SLUICE_NO_MEMBARRIER, or a seccomp filter)"));
+    ctl_ = std::launder(static_cast<control*>(segment_.control()));
+    capacity_ = static_cast<size_type>(segment_.layout().capacity);
+    attach(options.role);
+  }
+
   spsc_ring(const spsc_ring&) = delete;
   spsc_ring& operator=(const spsc_ring&) = delete;
 
   ~spsc_ring() {
     if (owned_) ::operator delete(static_cast<void*>(data_), storage_alignment);
+    if (role_slot_) {
+      // Release pairs with the next holder's claim: everything we did is visible to it.
+      std::uint32_t me = detail::this_process();
+      role_slot_->pid.compare_exchange_strong(me, 0, std::memory_order_release, std::memory_order_relaxed);
+    }
   }
 
   /// Number of elements the ring holds when full. Any thread.
@@ -145,6 +191,9 @@ class spsc_ring {
 
   /// True if the ring is built over mirrored storage (every view contiguous). Any thread.
   [[nodiscard]] bool mirrored() const noexcept { return end_ != capacity_; }
+
+  /// True if the ring lives in a shared-memory segment. Any thread.
+  [[nodiscard]] bool shared() const noexcept { return ctl_ != &own_; }
 
   /// Elements committed and not yet released, clamped to [0, capacity()]. Any thread.
   /// Stale by nature: from the producer it may over-count (the consumer may have released
@@ -419,7 +468,8 @@ class spsc_ring {
   // It lives in the ring (own_), or in a shared-memory segment between processes. Each line is
   // written by one side only, but for the sleepers' (see detail/wait.hpp) and the last.
   struct control {
-    explicit control(bool asymmetric) noexcept : consumer_wait(asymmetric), producer_wait(asymmetric) {}
+    explicit control(bool asymmetric, bool process_shared = false) noexcept
+        : consumer_wait(asymmetric, process_shared), producer_wait(asymmetric, process_shared) {}
 
     // Elements the consumer has given back. Written by the consumer, read by the producer.
     alignas(detail::cache_line) std::atomic<std::uint64_t> read{0};
@@ -438,6 +488,9 @@ class spsc_ring {
     std::atomic<std::uint64_t> refused{0};
     alignas(detail::cache_line) std::atomic<std::uint64_t> released{0};   // by the consumer
     std::atomic<std::uint64_t> high_water{0};
+    // The read position the consumer publishes after passing a skip, stored just before (see
+    // clear_skip()). Written by the consumer; read only by a consumer attaching.
+    std::atomic<std::uint64_t> passing{0};
 
     // Sleepers of each side, each on its own line.
     detail::wait_slot consumer_wait;  // the consumer, waiting for data
@@ -466,6 +519,61 @@ class spsc_ring {
     if constexpr (Wait::enabled) return Wait::asymmetric_fences && detail::enable_asymmetric_fences();
     return false;
   }
+  static bool use_asymmetric_shared() noexcept {
+    if constexpr (Wait::enabled) return Wait::asymmetric_fences && detail::enable_global_fences();
+    return false;
+  }
+
+  [[noreturn]] void throw_corrupt(const std::string& what) const {
+    throw corrupt_ring(segment_.describe(what + ", beyond what a correct peer can publish (capacity " +
+                                         std::to_string(capacity_) + ")"));
+  }
+
+  // Takes `r` in a shared ring and sets this process's side up from the shared cursors: a new
+  // process, or the successor of one that died. Cursors start at 0 in a shared ring, so a
+  // storage index is its position modulo the capacity (for 2^64 elements).
+  void attach(role r) {
+    data_ = reinterpret_cast<T*>(segment_.data());
+    end_ = segment_.layout().mirrored ? 2 * capacity_ : capacity_;
+    detail::process_table& table = segment_.processes();
+    detail::process_slot& slot = r == role::consumer ? table.consumer : table.producers[0];
+    if (!detail::claim_slot(slot, true))
+      throw attach_error(segment_.describe(std::string("its ") + (r == role::consumer ? "consumer" : "producer") +
+                                           " role is held by process " +
+                                           std::to_string(slot.pid.load(std::memory_order_relaxed)) +
+                                           ", which is alive"));
+    role_slot_ = &slot;
+    // Acquire: pairs with the other side's releases of its cursor, as refresh_read/write do.
+    const std::uint64_t read = ctl_->read.load(std::memory_order_acquire);
+    const std::uint64_t write = ctl_->write.load(std::memory_order_acquire);
+    if (r == role::producer) {
+      role_ = attached_as::producer;
+      read_open_ = true;  // this process never consumes (see enter_read())
+      w_ = write;
+      widx_ = static_cast<size_type>(w_ % capacity_);
+      cached_read_ = read;
+      // A predecessor that died between storing a skip and publishing the wrapped grant left
+      // a skip at its (and now our) position: unpublished, so no consumer honours it yet, but it
+      // would when we publish data there. A published pending skip at this index means the ring
+      // is full (the consumer stands on it, a lap behind us); an unpublished one never does.
+      // Relaxed: only this side stores a non-zero skip_index.
+      if (ctl_->skip_index.load(std::memory_order_relaxed) == widx_ && w_ - read < capacity_)
+        ctl_->skip_index.store(0, std::memory_order_relaxed);
+    } else {
+      role_ = attached_as::consumer;
+      write_open_ = true;  // this process never produces (see enter_write())
+      r_ = read;
+      // A predecessor that died after passing a skip but before publishing read: complete it.
+      // Relaxed: written by the consumer side only, and the predecessor is gone.
+      const std::uint64_t passing = ctl_->passing.load(std::memory_order_relaxed);
+      if (passing - r_ - 1 < 2 * std::uint64_t{capacity_}) {  // ahead of read, by at most a pass
+        r_ = passing;
+        ctl_->read.store(r_, std::memory_order_release);  // as publish_read()
+      }
+      ridx_ = static_cast<size_type>(r_ % capacity_);
+      cached_write_ = r_;
+    }
+  }
 
   static size_type checked_capacity(size_type capacity) {
     if (capacity == 0) detail::throw_bad_capacity("a ring's capacity must be at least 1 element");
@@ -481,8 +589,12 @@ class spsc_ring {
 
   // --- producer internals (producer thread only)
 
+  // write_open_ also stays set for good in a process attached to a shared ring as its consumer.
   void enter_write() const {
-    if (write_open_) detail::throw_grant_outstanding("write");
+    if (write_open_) [[unlikely]] {
+      if (role_ == attached_as::consumer) detail::throw_wrong_role("produce", "consumer");
+      detail::throw_grant_outstanding("write");
+    }
   }
 
   void check_reserve(size_type n) const {
@@ -645,8 +757,12 @@ class spsc_ring {
 
   // --- consumer internals (consumer thread only)
 
+  // read_open_ also stays set for good in a process attached to a shared ring as its producer.
   void enter_read() const {
-    if (read_open_) detail::throw_grant_outstanding("read");
+    if (read_open_) [[unlikely]] {
+      if (role_ == attached_as::producer) detail::throw_wrong_role("consume", "producer");
+      detail::throw_grant_outstanding("read");
+    }
   }
 
   read_grant read_contiguous() {
@@ -703,16 +819,20 @@ class spsc_ring {
     clear_skip();
   }
 
-  // We have passed the pending skip. Relaxed: the release of read that follows orders it before
-  // the producer's next skip_index store, which needs a read beyond this skip first.
+  // We have passed the pending skip (r_ already counts it). Relaxed: the release of read that
+  // follows orders it before the producer's next skip_index store, which needs a read beyond
+  // this skip first. `passing` records the read position about to be published first, so that a
+  // consumer process that dies between the two stores is succeeded by one that completes the
+  // release (attach()) instead of reading the skipped tail as data.
   void clear_skip() noexcept {
     cached_skip_index_ = no_skip;
+    ctl_->passing.store(r_, std::memory_order_relaxed);
     ctl_->skip_index.store(0, std::memory_order_relaxed);
   }
 
   // Everything committed now, as (first, second) runs, after jumping over a skip at the read
   // position. Reloads write every time: a read never reports less than is there.
-  regions readable_regions() noexcept {
+  regions readable_regions() {
     refresh_write();
     if (r_ == cached_write_) return {0, 0, 0};
     // A pending skip lies in the read position's lap, at or after it. A newer one (set after the
@@ -728,7 +848,13 @@ class spsc_ring {
       first = cached_skip_index_ - ridx_;
       gap = capacity_ - cached_skip_index_;
     }
-    return {first, static_cast<size_type>(avail - first - gap), gap};
+    const std::uint64_t second = avail - first - gap;
+    // What a correct producer can publish: data from index 0 never reaches the read position,
+    // and no view exceeds the capacity. Only a corrupt or hostile peer of a shared ring fails
+    // this; the check keeps every view inside the storage and free of overlap.
+    if (second > ridx_ || first + second > capacity_) [[unlikely]]
+      throw_corrupt("the producer's cursor is " + std::to_string(avail) + " elements ahead of the consumer's");
+    return {first, static_cast<size_type>(second), gap};
   }
 
   // Frees `first` elements from ridx_ and then `second` from index 0 (after `gap` skipped).
@@ -795,6 +921,11 @@ class spsc_ring {
   size_type end_ = 0;
   bool owned_ = false;
   mirrored_storage mirror_;  // the mapping, when the ring is built over mirrored storage
+
+  // --- a shared ring's segment, and the role this process holds in it
+  detail::segment segment_;
+  enum class attached_as : std::uint8_t { both, producer, consumer } role_ = attached_as::both;
+  detail::process_slot* role_slot_ = nullptr;
 
   // --- the shared part of an in-process ring
   control own_{use_asymmetric()};

@@ -26,6 +26,9 @@ struct ring_statistics {
   /// The most the consumer ever found waiting for it at once: elements for spsc_ring (a skipped
   /// tail included), bytes of ring space (headers and padding included) for the record rings.
   std::uint64_t high_water = 0;
+  /// Shared record rings only: reservations of dead (or stalled) producer processes that the
+  /// consumer reclaimed with recover(); each lost whatever its producer had written.
+  std::uint64_t lost = 0;
   /// Wake-ups issued to sleeping threads, by either side or by close(): each is one futex wake
   /// system call. Stays 0 while nobody sleeps: the non-blocking paths never issue one.
   std::uint64_t wakeups = 0;

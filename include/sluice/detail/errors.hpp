@@ -35,6 +35,12 @@ namespace sluice::detail {
       "sluice: a batch is still outstanding; the consumer holds at most one (release or drop it first)");
 }
 
+// A call of the role this process did not attach to a shared ring in.
+[[noreturn]] inline void throw_wrong_role(const char* verb, const char* role) {
+  throw std::logic_error(std::string("sluice: this process attached to the shared ring as its ") + role +
+                         "; it may not " + verb);
+}
+
 [[noreturn]] inline void throw_bad_capacity(const char* why) {
   throw std::invalid_argument(std::string("sluice: ") + why);
 }

@@ -72,13 +72,20 @@ namespace sluice::detail {
 // Registers this process for expedited membarrier, once. True if heavy_fence() may then pair
 // with light_fence()'s compiler barrier; false means both sides must use full fences.
 bool enable_asymmetric_fences() noexcept;
-// The sleeper's side of the pairing: a full fence, plus membarrier when `asymmetric`.
-void heavy_fence(bool asymmetric) noexcept;
+// The same for rings shared between processes: registers for the global expedited membarrier,
+// which reaches the threads of every process so registered. False if unavailable (or
+// SLUICE_NO_MEMBARRIER is set).
+bool enable_global_fences() noexcept;
+// The sleeper's side of the pairing: a full fence, plus membarrier when `asymmetric` (the
+// global command when `process_shared`).
+void heavy_fence(bool asymmetric, bool process_shared) noexcept;
 // Sleeps while `word` holds `expected`, at most `timeout_ns` (forever if negative). Returns on
 // a wake-up, a timeout, a signal or a spurious wake: callers re-check their condition.
-void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns) noexcept;
+// `process_shared`: the word is in memory shared between processes (a non-private futex).
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns,
+                bool process_shared) noexcept;
 // Wakes every thread sleeping in futex_wait() on `word`.
-void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept;
+void futex_wake_all(std::atomic<std::uint32_t>& word, bool process_shared) noexcept;
 // System calls sluice has issued in this process (futex and membarrier), for tests.
 std::uint64_t kernel_calls() noexcept;
 
@@ -152,21 +159,26 @@ deadline_at<std::chrono::steady_clock, std::chrono::steady_clock::duration> dead
 // The sleepers of one side of a ring. Its own 128-byte line: the other side loads `sleepers_`
 // on every commit or release, and that line changes only when somebody goes to sleep.
 //
-// `sleepers_` also carries the fence mode, decided once at construction: its top bit is set
-// when membarrier is unavailable and both sides must use full fences. So the progress side's
-// fast path is one load and one branch either way: a non-zero word sends it to the slow path,
-// which in full-fence mode fences and looks again.
+// `sleepers_` also carries the slot's mode, decided once at construction: its top bit is set
+// when membarrier is unavailable and both sides must use full fences, the next one when the
+// ring is shared between processes (non-private futexes, the global membarrier). So the
+// progress side's fast path is one load and one branch in every mode: a non-zero word sends it
+// to the slow path, which in full-fence mode fences and looks again. (In a shared segment a
+// peer could flip these bits: that can delay a wake-up until a timeout, never touch memory.)
 class alignas(cache_line) wait_slot {
  public:
   static constexpr std::uint64_t no_want = std::numeric_limits<std::uint64_t>::max();
 
   // `asymmetric`: the sleeper issues membarrier and the progress side only light_fence();
   // false: full fences on both sides.
-  explicit wait_slot(bool asymmetric) noexcept : sleepers_(asymmetric ? 0 : full_fences) {}
+  // `process_shared`: the slot lives in memory shared between processes.
+  explicit wait_slot(bool asymmetric, bool process_shared = false) noexcept
+      : sleepers_((asymmetric ? 0 : full_fences) | (process_shared ? shared_mode : 0)) {}
 
   // Whether this slot pairs membarrier with compiler barriers. Relaxed: the bit never changes
   // after construction.
   bool asymmetric() const noexcept { return (sleepers_.load(std::memory_order_relaxed) & full_fences) == 0; }
+  bool process_shared() const noexcept { return (sleepers_.load(std::memory_order_relaxed) & shared_mode) != 0; }
 
   // Called by the progress side right after its store of `stored` (a cursor; none for a
   // header: see light_fence()) that may satisfy a sleeper: wakes it through wake() (the caller's measure of what is available,
@@ -178,17 +190,15 @@ class alignas(cache_line) wait_slot {
     // Acquire pairs with the sleeper's increment: a notifier that sees it also sees the
     // sleeper's `want_` (stored before it).
     if (sleepers_.load(std::memory_order_acquire) != 0) [[unlikely]] {
-      if (!asymmetric()) {
-        // Full-fence mode: the load above may have passed our store; fence and look again.
-        std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with heavy_fence()
-        if (!has_sleepers()) return;
-      }
-      wake();
+      // Full-fence mode: the load above may have passed our store; fence and look again. (A
+      // shared ring's mode bit brings it here on every call: one more load, then out.)
+      if (!asymmetric()) std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with heavy_fence()
+      if (has_sleepers()) wake();
     }
   }
 
   // Somebody sleeps here (or is between announcing itself and leaving). Acquire, as above.
-  bool has_sleepers() const noexcept { return (sleepers_.load(std::memory_order_acquire) & ~full_fences) != 0; }
+  bool has_sleepers() const noexcept { return (sleepers_.load(std::memory_order_acquire) & ~mode_bits) != 0; }
 
   // Slow path: the sleepers may proceed once `available` reaches the lowest want.
   void wake_if_wanted(std::uint64_t available) noexcept {
@@ -217,10 +227,10 @@ class alignas(cache_line) wait_slot {
   // of epoch_ in that futex-wait (after the increment) sees the bump.
   void wake_all() noexcept {
     epoch_.fetch_add(1, std::memory_order_seq_cst);
-    if ((sleepers_.load(std::memory_order_seq_cst) & ~full_fences) == 0) return;
+    if ((sleepers_.load(std::memory_order_seq_cst) & ~mode_bits) == 0) return;
     // Relaxed: a statistic; the futex call orders nothing it needs.
     wakeups_.fetch_add(1, std::memory_order_relaxed);
-    futex_wake_all(epoch_);
+    futex_wake_all(epoch_, process_shared());
   }
 
   std::uint32_t nudges() const noexcept { return nudges_.load(std::memory_order_seq_cst); }
@@ -253,10 +263,16 @@ class alignas(cache_line) wait_slot {
       const std::uint32_t epoch = epoch_.load(std::memory_order_seq_cst);  // step 2, first
       lower_want(want);
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
-      heavy_fence(asymmetric());  // pairs with the notifier's light_fence() in notify_after()
-      before_sleep();
-      bool done = ready();
-      if (!done) futex_wait(epoch_, epoch, left);
+      heavy_fence(asymmetric(), process_shared());  // pairs with the notifier's light_fence() in notify_after()
+      bool done;
+      try {
+        before_sleep();
+        done = ready();
+      } catch (...) {  // ready() may throw (a corrupt shared ring): leave before it propagates
+        sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+        throw;
+      }
+      if (!done) futex_wait(epoch_, epoch, left, process_shared());
       sleepers_.fetch_sub(1, std::memory_order_seq_cst);
       if (done || ready()) return true;
     }
@@ -273,8 +289,10 @@ class alignas(cache_line) wait_slot {
     }
   }
 
-  // The fence-mode bit of sleepers_ (see the class comment).
+  // The mode bits of sleepers_ (see the class comment); the rest counts sleepers.
   static constexpr std::uint32_t full_fences = 1u << 31;
+  static constexpr std::uint32_t shared_mode = 1u << 30;
+  static constexpr std::uint32_t mode_bits = full_fences | shared_mode;
 
   std::atomic<std::uint32_t> sleepers_;     // threads between announcing and leaving, | full_fences
   std::atomic<std::uint32_t> epoch_{0};     // the futex word: bumped by every wake

@@ -1,0 +1,154 @@
+// A named shared-memory segment laid out for one ring: a header that describes it, a table of
+// the processes attached to it, the ring's control block and its data.
+//
+//   offset 0                 segment_header (256 bytes): magic, layout version, ring kind,
+//                            element size, capacity, flags, the offsets below, a check word
+//   offset 256               process_table: the consumer's slot, then one per producer
+//   control_offset (2048)    the ring's control struct (cursors, statistics, sleepers)
+//   data_offset (page)       the data: capacity * element size bytes (whole pages if mirrored)
+//
+// Offsets, never pointers: every process maps the segment where its system likes. The creator
+// fills everything in, then stores `ready` with release; an opener acquires `ready`, copies the
+// header and validates every field against the file's real size before it maps the rest, and
+// never reads the header again. What it reads from the control block and the data later is
+// validated at each use by the ring (a peer may be hostile or corrupt).
+#pragma once
+
+#include <sluice/shared_memory.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace sluice::detail {
+
+enum class ring_kind : std::uint32_t { spsc_ring = 1, spsc_record_ring = 2, mpsc_record_ring = 3 };
+
+const char* kind_name(ring_kind kind) noexcept;
+
+// What a ring asks of a segment it creates, or expects of one it opens.
+struct segment_layout {
+  ring_kind kind;
+  std::uint32_t element_size;
+  std::uint64_t capacity;      // elements (bytes for the record rings); opening: from the header
+  std::uint64_t data_bytes;    // capacity * element_size (opening: from the header)
+  std::uint64_t control_size;  // sizeof the ring's control struct
+  bool mirrored;               // opening: from the header
+  bool asymmetric;             // the sleepers use membarrier (opening: from the header)
+};
+
+// A process attached in a role. `pid` 0: free.
+struct process_slot {
+  std::atomic<std::uint32_t> pid{0};
+  // Producers: reservations this process has claimed whose extent is not yet visible in the
+  // storage (see record_ring.hpp, "Between processes"). The consumer reads it only to decide
+  // whether a stall at the head can be a dead process's.
+  std::atomic<std::uint32_t> claiming{0};
+  // Bumped by each process that takes the slot over, so that what a dead holder left behind
+  // (reservations tagged with the slot and its generation) reads as dead, whoever holds the
+  // slot now.
+  std::atomic<std::uint32_t> generation{0};
+};
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free && std::atomic<std::uint64_t>::is_always_lock_free,
+              "shared rings need lock-free 32- and 64-bit atomics");
+
+inline constexpr unsigned max_producer_processes = 64;
+
+struct process_table {
+  process_slot consumer;
+  process_slot producers[max_producer_processes];
+};
+
+inline constexpr std::uint64_t segment_magic = 0x31474e49'52434c53ull;  // "SLCRING1", little-endian
+inline constexpr std::uint32_t layout_version = 1;
+inline constexpr std::uint64_t header_size = 256;
+inline constexpr std::uint64_t control_offset = 2048;
+static_assert(header_size + sizeof(process_table) <= control_offset);
+
+struct segment_header {
+  std::uint64_t magic;
+  std::uint32_t version;
+  std::uint32_t kind;
+  std::uint32_t element_size;
+  std::uint32_t flags;  // flag_mirrored | flag_asymmetric
+  std::uint64_t capacity;
+  std::uint64_t data_bytes;
+  std::uint64_t control_offset;
+  std::uint64_t control_size;
+  std::uint64_t data_offset;
+  std::uint64_t segment_size;
+  std::uint64_t check;  // check_of() the fields above
+  std::atomic<std::uint32_t> ready;
+};
+static_assert(sizeof(segment_header) <= header_size);
+inline constexpr std::uint32_t flag_mirrored = 1;
+inline constexpr std::uint32_t flag_asymmetric = 2;
+
+// One process's mapping of a segment. Move-only; unmaps on destruction.
+class segment {
+ public:
+  segment() noexcept = default;
+  segment(segment&& other) noexcept { swap(other); }
+  segment& operator=(segment&& other) noexcept {
+    segment(std::move(other)).swap(*this);
+    return *this;
+  }
+  ~segment();
+
+  // Creates `name` (which must not exist) for `layout` and maps it; the caller constructs the
+  // control block, then calls publish(). If the segment is destroyed unpublished, the name is
+  // removed again. Throws mapping_error (the system refused), std::invalid_argument (a bad name).
+  static segment create(std::string_view name, const segment_layout& layout, unsigned permissions);
+
+  // Opens `name`, waits up to `wait` for it to be published, validates its header against
+  // `expected` (kind, element size, control size) and maps it. The layout it found (capacity,
+  // mirrored, fences) is in layout(). Throws attach_error or mapping_error.
+  static segment open(std::string_view name, const segment_layout& expected, std::chrono::milliseconds wait);
+
+  // The creator's last step: everything is laid out.
+  void publish() noexcept;
+
+  const segment_layout& layout() const noexcept { return layout_; }
+  const std::string& name() const noexcept { return name_; }
+  void* control() const noexcept { return front_ + control_offset; }
+  std::byte* data() const noexcept { return data_; }
+  process_table& processes() const noexcept {
+    return *reinterpret_cast<process_table*>(front_ + header_size);
+  }
+
+  // Names the segment in an error message.
+  std::string describe(std::string_view what) const;
+
+ private:
+  void swap(segment& other) noexcept {
+    std::swap(name_, other.name_);
+    std::swap(layout_, other.layout_);
+    std::swap(front_, other.front_);
+    std::swap(front_size_, other.front_size_);
+    std::swap(data_, other.data_);
+    std::swap(published_, other.published_);
+  }
+
+  std::string name_;
+  segment_layout layout_{};
+  std::byte* front_ = nullptr;  // header, process table, control block
+  std::size_t front_size_ = 0;
+  std::byte* data_ = nullptr;   // the data (twice, back to back, if mirrored)
+  bool published_ = true;       // false between create() and publish()
+};
+
+// This process's id, as stored in process slots.
+std::uint32_t this_process() noexcept;
+// False if `pid` names no process, or a zombie (dead, not yet reaped). A pid reused by another
+// process reads as alive: recovery then waits for its timeout instead.
+bool process_alive(std::uint32_t pid) noexcept;
+
+// Takes `slot` for this process: free, or held by a dead process (when `take_dead`). Returns
+// false if a live process holds it.
+bool claim_slot(process_slot& slot, bool take_dead) noexcept;
+
+}  // namespace sluice::detail

@@ -1,0 +1,307 @@
+// Named shared-memory segments for rings shared between processes (detail/segment.hpp).
+//
+// Why POSIX shm_open rather than a memfd passed over a Unix socket: the processes of a pipeline
+// (an audio capture and an encoder, a packet capture and an analyser) start and restart
+// independently, and a consumer that crashed must be able to attach again by name, with no
+// broker process alive to hand it a descriptor. A name in /dev/shm is that rendezvous, and it
+// can be listed and removed with ordinary tools. The descriptor is only needed while mapping.
+#include <sluice/detail/segment.hpp>
+#include <sluice/mirrored_storage.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#if defined(__linux__)
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
+namespace sluice {
+namespace detail {
+namespace {
+
+std::string quoted(std::string_view name) { return "\"" + std::string(name) + "\""; }
+
+void check_name(std::string_view name) {
+  if (name.size() < 2 || name.size() > 255 || name[0] != '/' || name.find('/', 1) != std::string_view::npos ||
+      name.find('\0') != std::string_view::npos)
+    throw std::invalid_argument("sluice: shared segment name " + quoted(name) +
+                                " must be '/' followed by 1 to 254 characters, none of them '/'");
+}
+
+[[noreturn]] void system_failed(int error, std::string_view name, const std::string& step) {
+  throw mapping_error(error, "sluice: shared segment " + quoted(name) + ": " + step);
+}
+
+[[noreturn]] void refuse(std::string_view name, const std::string& why) {
+  throw attach_error("sluice: shared segment " + quoted(name) + ": " + why);
+}
+
+std::uint64_t round_up(std::uint64_t n, std::uint64_t unit) { return (n + unit - 1) / unit * unit; }
+
+// A cheap hash of the header's constant fields: catches a header torn or overwritten by
+// accident. (A hostile writer can forge it; the opener validates every field anyway.)
+std::uint64_t check_of(const segment_header& h) noexcept {
+  const std::uint64_t words[] = {h.magic,    std::uint64_t{h.version} << 32 | h.kind,
+                                 std::uint64_t{h.element_size} << 32 | h.flags,
+                                 h.capacity, h.data_bytes, h.control_offset, h.control_size,
+                                 h.data_offset, h.segment_size};
+  std::uint64_t x = 0x736c756963650000ull;
+  for (std::uint64_t w : words) {
+    x ^= w;
+    x *= 0x100000001b3ull;
+    x ^= x >> 29;
+  }
+  return x;
+}
+
+#if defined(__linux__)
+struct fd_guard {
+  int fd = -1;
+  ~fd_guard() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Maps the front (header, table, control) and the data of `fd`; on failure unmaps what it
+// mapped and throws.
+void map_parts(int fd, std::string_view name, std::uint64_t data_offset, std::uint64_t data_bytes, bool mirrored,
+               std::byte*& front, std::byte*& data) {
+  void* f = ::mmap(nullptr, data_offset, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (f == MAP_FAILED) system_failed(errno, name, "mapping its header and control block");
+  front = static_cast<std::byte*>(f);
+  try {
+    if (mirrored) {
+      data = map_mirrored(fd, static_cast<long long>(data_offset), data_bytes);
+    } else {
+      void* d = ::mmap(nullptr, data_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(data_offset));
+      if (d == MAP_FAILED) system_failed(errno, name, "mapping its " + std::to_string(data_bytes) + " bytes of data");
+      data = static_cast<std::byte*>(d);
+    }
+  } catch (...) {
+    ::munmap(front, data_offset);
+    front = nullptr;
+    throw;
+  }
+}
+#endif
+
+}  // namespace
+
+const char* kind_name(ring_kind kind) noexcept {
+  switch (kind) {
+    case ring_kind::spsc_ring: return "spsc_ring";
+    case ring_kind::spsc_record_ring: return "spsc_record_ring";
+    case ring_kind::mpsc_record_ring: return "mpsc_record_ring";
+  }
+  return "an unknown kind of ring";
+}
+
+std::string segment::describe(std::string_view what) const {
+  if (name_.empty()) return "sluice: ring: " + std::string(what);  // an in-process ring
+  return "sluice: shared " + std::string(kind_name(layout_.kind)) + " " + quoted(name_) + ": " + std::string(what);
+}
+
+#if defined(__linux__)
+
+segment segment::create(std::string_view name, const segment_layout& layout, unsigned permissions) {
+  check_name(name);
+  const std::uint64_t page = mirrored_storage::page_size();
+  const std::uint64_t data_offset = round_up(control_offset + layout.control_size, page);
+  const std::uint64_t size = data_offset + round_up(layout.data_bytes, page);
+  const std::string n(name);
+  fd_guard fd{::shm_open(n.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, static_cast<mode_t>(permissions))};
+  if (fd.fd < 0) system_failed(errno, name, errno == EEXIST ? "already exists (remove_shared() removes it)" : "shm_open");
+  segment s;
+  s.name_ = n;
+  s.published_ = false;  // from here on, a throw removes the name again (the destructor)
+  if (::ftruncate(fd.fd, static_cast<off_t>(size)) != 0) {
+    const int error = errno;
+    ::shm_unlink(n.c_str());
+    system_failed(error, name, "sizing it to " + std::to_string(size) + " bytes");
+  }
+  try {
+    map_parts(fd.fd, name, data_offset, layout.data_bytes, layout.mirrored, s.front_, s.data_);
+  } catch (...) {
+    ::shm_unlink(n.c_str());
+    throw;
+  }
+  s.front_size_ = data_offset;
+  s.layout_ = layout;
+  // A new file reads as zeros: the process table is empty. The header, last its ready flag.
+  auto* h = new (s.front_) segment_header{};
+  h->magic = segment_magic;
+  h->version = layout_version;
+  h->kind = static_cast<std::uint32_t>(layout.kind);
+  h->element_size = layout.element_size;
+  h->flags = (layout.mirrored ? flag_mirrored : 0) | (layout.asymmetric ? flag_asymmetric : 0);
+  h->capacity = layout.capacity;
+  h->data_bytes = layout.data_bytes;
+  h->control_offset = control_offset;
+  h->control_size = layout.control_size;
+  h->data_offset = data_offset;
+  h->segment_size = size;
+  h->check = check_of(*h);
+  new (s.front_ + header_size) process_table{};
+  return s;
+}
+
+void segment::publish() noexcept {
+  // Release pairs with the opener's acquire: the header, the table and the control block the
+  // creator constructed are visible to whoever sees ready == 1.
+  reinterpret_cast<segment_header*>(front_)->ready.store(1, std::memory_order_release);
+  published_ = true;
+}
+
+segment segment::open(std::string_view name, const segment_layout& expected, std::chrono::milliseconds wait) {
+  check_name(name);
+  const std::string n(name);
+  fd_guard fd{::shm_open(n.c_str(), O_RDWR | O_CLOEXEC, 0)};
+  if (fd.fd < 0) system_failed(errno, name, errno == ENOENT ? "does not exist" : "shm_open");
+
+  // Wait for the creator to size the file and publish the header.
+  const auto give_up = std::chrono::steady_clock::now() + wait;
+  segment_header h{};
+  struct stat st {};
+  for (;;) {
+    if (::fstat(fd.fd, &st) != 0) system_failed(errno, name, "fstat");
+    if (static_cast<std::uint64_t>(st.st_size) >= header_size) {
+      void* p = ::mmap(nullptr, header_size, PROT_READ, MAP_SHARED, fd.fd, 0);
+      if (p == MAP_FAILED) system_failed(errno, name, "mapping its header");
+      const auto* live = static_cast<const segment_header*>(p);
+      // Acquire pairs with publish(): the fields copied below are the creator's.
+      const bool ready = live->ready.load(std::memory_order_acquire) == 1;
+      if (ready) std::memcpy(static_cast<void*>(&h), live, offsetof(segment_header, ready));
+      ::munmap(p, header_size);
+      if (ready) break;
+    }
+    if (std::chrono::steady_clock::now() >= give_up)
+      refuse(name, static_cast<std::uint64_t>(st.st_size) < header_size
+                       ? "is too short to hold a ring (" + std::to_string(st.st_size) + " bytes); not a sluice ring?"
+                       : "was never published by its creator (not a sluice ring, or its creator died laying it out)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+
+  // Every field, before anything else is mapped.
+  const std::uint64_t page = mirrored_storage::page_size();
+  if (h.magic != segment_magic) refuse(name, "is not a sluice ring (bad magic number)");
+  if (h.version != layout_version)
+    refuse(name, "has layout version " + std::to_string(h.version) + "; this library reads version " +
+                     std::to_string(layout_version));
+  if (h.check != check_of(h)) refuse(name, "has a corrupt header (its check word does not match)");
+  const auto kind = static_cast<ring_kind>(h.kind);
+  if (kind != expected.kind)
+    refuse(name, std::string("holds a ") + kind_name(kind) + ", not a " + kind_name(expected.kind));
+  if (h.element_size != expected.element_size)
+    refuse(name, "holds elements of " + std::to_string(h.element_size) + " bytes, not " +
+                     std::to_string(expected.element_size));
+  if (h.control_size != expected.control_size || h.control_offset != control_offset)
+    refuse(name, "has a control block of " + std::to_string(h.control_size) + " bytes at " +
+                     std::to_string(h.control_offset) + ", not " + std::to_string(expected.control_size) + " at " +
+                     std::to_string(control_offset) + " (built by an incompatible version of sluice)");
+  if ((h.flags & ~(flag_mirrored | flag_asymmetric)) != 0) refuse(name, "has unknown flags set");
+  const bool mirrored = (h.flags & flag_mirrored) != 0;
+  if (h.capacity == 0 || h.element_size == 0 || h.capacity > (std::uint64_t{1} << 48) / h.element_size)
+    refuse(name, "has an impossible capacity (" + std::to_string(h.capacity) + ")");
+  const std::uint64_t bytes = h.capacity * h.element_size;
+  if (h.data_bytes != bytes || (mirrored && bytes % page != 0))
+    refuse(name, "has " + std::to_string(h.data_bytes) + " bytes of data for " + std::to_string(h.capacity) +
+                     " elements of " + std::to_string(h.element_size));
+  if (h.data_offset != round_up(control_offset + h.control_size, page))
+    refuse(name, "has its data at an unexpected offset (" + std::to_string(h.data_offset) + ")");
+  if (h.segment_size != h.data_offset + round_up(h.data_bytes, page) ||
+      static_cast<std::uint64_t>(st.st_size) != h.segment_size)
+    refuse(name, "is " + std::to_string(st.st_size) + " bytes long, its header says " +
+                     std::to_string(h.segment_size));
+
+  segment s;
+  s.name_ = n;
+  map_parts(fd.fd, name, h.data_offset, h.data_bytes, mirrored, s.front_, s.data_);
+  s.front_size_ = h.data_offset;
+  s.layout_ = {kind, h.element_size, h.capacity, h.data_bytes, h.control_size, mirrored,
+               (h.flags & flag_asymmetric) != 0};
+  return s;
+}
+
+segment::~segment() {
+  if (front_ && !published_) ::shm_unlink(name_.c_str());
+  if (data_) {
+    if (layout_.mirrored)
+      unmap_mirrored(data_, layout_.data_bytes);
+    else
+      ::munmap(data_, layout_.data_bytes);
+  }
+  if (front_) ::munmap(front_, front_size_);
+}
+
+std::uint32_t this_process() noexcept { return static_cast<std::uint32_t>(::getpid()); }
+
+bool process_alive(std::uint32_t pid) noexcept {
+  if (pid == 0) return false;
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  if (std::FILE* f = std::fopen(path, "re")) {
+    char buf[512];
+    const std::size_t got = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[got] = '\0';
+    // "pid (comm) S ...": the state follows the last ')' (comm may hold parentheses).
+    const char* close = std::strrchr(buf, ')');
+    if (close && close[1] == ' ') return close[2] != 'Z' && close[2] != 'X';
+    return true;
+  }
+  // No /proc entry: gone (or /proc is not mounted; then ask the kernel).
+  if (::access("/proc/self/stat", F_OK) == 0) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+#else
+
+segment segment::create(std::string_view name, const segment_layout&, unsigned) {
+  system_failed(ENOSYS, name, "shared rings need Linux");
+}
+segment segment::open(std::string_view name, const segment_layout&, std::chrono::milliseconds) {
+  system_failed(ENOSYS, name, "shared rings need Linux");
+}
+void segment::publish() noexcept {}
+segment::~segment() = default;
+std::uint32_t this_process() noexcept { return 0; }
+bool process_alive(std::uint32_t) noexcept { return true; }
+
+#endif
+
+bool claim_slot(process_slot& slot, bool take_dead) noexcept {
+  const std::uint32_t me = this_process();
+  // Acquire on success pairs with the release of the previous holder (or of the consumer that
+  // freed the slot): what they left in the slot and the ring is visible to us.
+  std::uint32_t held = slot.pid.load(std::memory_order_acquire);
+  for (;;) {
+    if (held == me) return true;
+    if (held != 0 && (!take_dead || process_alive(held))) return false;
+    if (slot.pid.compare_exchange_weak(held, me, std::memory_order_acq_rel, std::memory_order_acquire)) return true;
+  }
+}
+
+}  // namespace detail
+
+bool remove_shared(std::string_view name) {
+  detail::check_name(name);
+#if defined(__linux__)
+  const std::string n(name);
+  if (::shm_unlink(n.c_str()) == 0) return true;
+  if (errno == ENOENT) return false;
+  throw mapping_error(errno, "sluice: shared segment \"" + n + "\": shm_unlink");
+#else
+  return false;
+#endif
+}
+
+}  // namespace sluice
