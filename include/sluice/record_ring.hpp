@@ -140,7 +140,7 @@ class basic_record_ring {
   /// the system cannot map it (nothing stays mapped).
   basic_record_ring(mirrored_t, size_type min_capacity)
       : capacity_(checked_capacity(min_capacity)),
-        mirror_(checked_capacity(mirrored_storage::rounded_size(capacity_, record_alignment))) {
+        mirror_(checked_capacity(mirrored_storage::rounded_size(min_capacity, record_alignment))) {
     data_ = mirror_.data();
     capacity_ = mirror_.size();
     end_ = 2 * capacity_;
@@ -159,7 +159,7 @@ class basic_record_ring {
       : capacity_(checked_capacity(capacity)) {
     const bool asymmetric = use_asymmetric_shared();
     size_type bytes = capacity_;
-    if (options.mirrored) bytes = checked_capacity(mirrored_storage::rounded_size(capacity_, record_alignment));
+    if (options.mirrored) bytes = checked_capacity(mirrored_storage::rounded_size(capacity, record_alignment));
     segment_ = detail::segment::create(name, {kind, 1, bytes, bytes, sizeof(control), options.mirrored, asymmetric},
                                        options.permissions);
     ctl_ = new (segment_.control()) control(asymmetric, true);
@@ -254,7 +254,7 @@ class basic_record_ring {
   /// returning what was committed, then empty batches. Every sleeper on either side wakes.
   void close() noexcept {
     // Seq_cst: pairs with the seq_cst loads in the waiters' conditions (see wait_slot::wake_all).
-    ctl_->closed.store(true, std::memory_order_seq_cst);
+    ctl_->closed.store(1, std::memory_order_seq_cst);
     ctl_->consumer_wait.wake_all();
     ctl_->producer_wait.wake_all();
   }
@@ -262,7 +262,7 @@ class basic_record_ring {
   /// True once close() was called. Any thread.
   [[nodiscard]] bool closed() const noexcept {
     // Acquire pairs with the store in close(): what the closing thread did before is visible.
-    return ctl_->closed.load(std::memory_order_acquire);
+    return ctl_->closed.load(std::memory_order_acquire) != 0;
   }
 
   /// The ring's counters (see ring_statistics): records committed, discarded and released,
@@ -450,8 +450,9 @@ class basic_record_ring {
     detail::wait_slot consumer_wait;  // the consumer, waiting for records
     detail::wait_slot producer_wait;  // producers, waiting for room
 
-    // Set once by close(); read by every reservation.
-    alignas(detail::cache_line) std::atomic<bool> closed{false};
+    // Set to 1 once by close(); read by every reservation. A word, not a bool: any value a peer
+    // writes into shared memory must be one the type can hold (non-zero reads as closed).
+    alignas(detail::cache_line) std::atomic<std::uint32_t> closed{0};
   };
 
   static bool use_asymmetric() noexcept {
@@ -580,7 +581,7 @@ class basic_record_ring {
 
   // Relaxed: coherence alone makes a close() that happened before this call visible, and
   // nothing is read through the flag.
-  bool is_closed() const noexcept { return ctl_->closed.load(std::memory_order_relaxed); }
+  bool is_closed() const noexcept { return ctl_->closed.load(std::memory_order_relaxed) != 0; }
 
   // Reservations committed or discarded. Acquire pairs with the release increments in finish():
   // a reserved_ loaded after this counts every reservation finished here (its producer bumped
@@ -589,8 +590,8 @@ class basic_record_ring {
     return ctl_->committed.load(std::memory_order_acquire) + ctl_->discarded.load(std::memory_order_acquire);
   }
 
+  // (A consumer process of a shared ring is refused in claim().)
   void check_record(size_type n) const {
-    if (role_ == attached_as::consumer) [[unlikely]] detail::throw_wrong_role("produce", "consumer");
     if (n > max_record_size()) detail::throw_too_large("a record", n, "max_record_size()", max_record_size());
   }
 
@@ -655,7 +656,7 @@ class basic_record_ring {
         enough,
         [&] {
           // Seq_cst: pairs with close()'s store (see wait_slot::wake_all).
-          if (ctl_->closed.load(std::memory_order_seq_cst)) return true;
+          if (ctl_->closed.load(std::memory_order_seq_cst) != 0) return true;
           const scan_result r = scan();
           if (r.records == 0) {
             // Only skipped tails and withdrawn reservations: free them now, a producer may be
@@ -676,7 +677,8 @@ class basic_record_ring {
   // claim is bracketed by this process's `claiming` count and ends with a busy header that
   // gives the reservation's extent and owner (see "Between processes" above).
   grant claim(size_type n) {
-    if (role_slot_) {
+    if (role_slot_) [[unlikely]] {
+      if (role_ == attached_as::consumer) detail::throw_wrong_role("produce", "consumer");
       // Seq_cst: ordered before our claim of tail, as recover() reads them (see there).
       role_slot_->claiming.fetch_add(1, std::memory_order_seq_cst);
       struct done_claiming {
@@ -685,11 +687,13 @@ class basic_record_ring {
         // to a consumer that sees the count drop. (Also when claim_space() throws.)
         ~done_claiming() { count.fetch_sub(1, std::memory_order_release); }
       } guard{role_slot_->claiming};
-      return claim_space(n);
+      return claim_space<true>(n);
     }
-    return claim_space(n);
+    return claim_space<false>(n);
   }
 
+  // `Shared`: the ring is in a shared segment (role_slot_ is set).
+  template <bool Shared>
   grant claim_space(size_type n) {
     const size_type footprint = header_size + round_up(n);
     std::uint64_t t;
@@ -715,7 +719,7 @@ class basic_record_ring {
         // producers. On failure (another producer moved tail, or a spurious failure of the weak
         // form) t holds the fresh value and we retry; h stays an older head, which errs towards
         // "full", never towards overlap.
-        if (claim_tail(t, advance(t, pad + footprint))) break;
+        if (claim_tail<Shared>(t, advance(t, pad + footprint))) break;
       }
       ctl_->reserved.fetch_add(1, std::memory_order_relaxed);  // a statistic
     } else {
@@ -726,7 +730,7 @@ class basic_record_ring {
         if (distance(cached_head_, t) + pad + footprint > capacity_) return {};
       }
       private_tail_ = advance(t, pad + footprint);
-      if (role_slot_)
+      if constexpr (Shared)
         ctl_->tail.store(private_tail_, std::memory_order_seq_cst);  // as claim_tail()
       else
         ctl_->tail.store(private_tail_, std::memory_order_relaxed);  // observers only; headers publish
@@ -734,18 +738,17 @@ class basic_record_ring {
       ctl_->reserved.store(ctl_->reserved.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     size_type at = index_of(t);
-    std::uint32_t lap = lap_of(t);
     if (pad != 0) {
       // Release pairs with the consumer's acquire of this header in try_read(): the consumer
       // frees (and zeroes) the padding once it sees it, so our store must happen before that.
       header_at(at).store(pad_header(pad), std::memory_order_release);
       at = 0;
-      ++lap;
     }
     std::uint64_t busy = 0;
-    if (role_slot_) {
+    if constexpr (Shared) {
       // The extent and owner, for a consumer that must reclaim it if we die. Release pairs
       // with the consumer's acquire in recover(), as for any header.
+      const std::uint32_t lap = lap_of(t) + (pad != 0 ? 1 : 0);
       busy = busy_flag | (std::uint64_t{footprint / 8} << 32) | owner_tag_ | (lap & 0xffffu);
       header_at(at).store(busy, std::memory_order_release);
     }
@@ -758,8 +761,9 @@ class basic_record_ring {
   // claiming count of its owner rose before it (see there). On failure (another producer moved
   // tail, or a spurious failure of the weak form) t holds the fresh value; the caller's head
   // stays an older one, which errs towards "full", never towards overlap.
+  template <bool Shared>
   bool claim_tail(std::uint64_t& t, std::uint64_t next) noexcept {
-    if (role_slot_)
+    if constexpr (Shared)
       return ctl_->tail.compare_exchange_weak(t, next, std::memory_order_seq_cst, std::memory_order_relaxed);
     return ctl_->tail.compare_exchange_weak(t, next, std::memory_order_relaxed, std::memory_order_relaxed);
   }
@@ -798,7 +802,11 @@ class basic_record_ring {
   };
 
   // Walks the ready headers from the head, up to the first one not written yet.
-  scan_result scan() {
+  // Headers are checked only in a shared ring: in one process, only this library writes them.
+  scan_result scan() { return role_slot_ ? scan_headers<true>() : scan_headers<false>(); }
+
+  template <bool Checked>
+  scan_result scan_headers() {
     size_type idx = head_index_;
     size_type scanned = 0, records = 0;
     while (scanned < capacity_) {
@@ -807,11 +815,14 @@ class basic_record_ring {
       // these bytes on release.
       const std::uint64_t h = header_at(idx).load(std::memory_order_acquire);
       // Not written yet (in flight, or nothing reserved here), or busy: in flight in a shared ring.
-      if (h == 0 || (h & busy_flag)) break;
-      const size_type bytes = checked_footprint(h, idx, capacity_ - scanned);
-      if (bytes == 0) [[unlikely]]
-        throw_corrupt("the record header at byte " + std::to_string(idx) + " describes " +
-                      std::to_string(footprint_of(h)) + " bytes");
+      if (h == 0 || (Checked && (h & busy_flag))) break;
+      size_type bytes = footprint_of(h);
+      if constexpr (Checked) {
+        bytes = checked_footprint(h, idx, capacity_ - scanned);
+        if (bytes == 0) [[unlikely]]
+          throw_corrupt("the record header at byte " + std::to_string(idx) + " describes " +
+                        std::to_string(footprint_of(h)) + " bytes");
+      }
       scanned += bytes;
       idx += bytes;
       if (idx >= capacity_) idx -= capacity_;  // over mirrored storage a record may cross the seam
@@ -1079,6 +1090,7 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
     iterator() noexcept = default;
     value_type operator*() const noexcept {
       const std::uint64_t h = ring_->header_at(at_).load(std::memory_order_relaxed);  // see below
+      if (room_ == unchecked) return {ring_->data_ + at_ + header_size, length_of(h)};
       // Re-checked: in a shared ring a hostile producer could rewrite a header after try_read().
       const size_type footprint = ring_->checked_footprint(h, at_, room_);
       if (footprint == 0) return {};
@@ -1098,6 +1110,8 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
 
    private:
     friend class batch;
+    // `room`: the bytes try_read() scanned from `at` on, or `unchecked` (an in-process ring,
+    // whose headers only this library writes).
     iterator(const basic_record_ring* ring, size_type at, size_type left, size_type room) noexcept
         : ring_(ring), at_(at), left_(left), room_(room) {
       if (left_ != 0) skip_non_records();
@@ -1110,25 +1124,29 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
       for (std::uint64_t h; left_ != 0 && !is_record(h = ring_->header_at(at_).load(std::memory_order_relaxed));)
         advance_past(h);
     }
-    // Moves past the header h at at_. Every step is checked against the bytes try_read()
-    // scanned, so a header rewritten since (only a hostile peer of a shared ring does that)
-    // ends the iteration instead of leading it out of the batch.
+    // Moves past the header h at at_. In a shared ring every step is checked against the bytes
+    // try_read() scanned, so a header rewritten since (only a hostile peer does that) ends the
+    // iteration instead of leading it out of the batch.
     bool advance_past(std::uint64_t h) noexcept {
-      const size_type footprint = ring_->checked_footprint(h, at_, room_);
-      if (footprint == 0 || footprint == room_) {
-        left_ = 0;
-        return false;
+      size_type footprint = footprint_of(h);
+      if (room_ != unchecked) {
+        footprint = ring_->checked_footprint(h, at_, room_);
+        if (footprint == 0 || footprint == room_) {
+          left_ = 0;
+          return false;
+        }
+        room_ -= footprint;
       }
-      room_ -= footprint;
       at_ += footprint;
       if (at_ >= ring_->capacity_) at_ -= ring_->capacity_;  // mirrored: may cross the seam
       return true;
     }
+    static constexpr size_type unchecked = ~size_type{0};
 
     const basic_record_ring* ring_ = nullptr;
     size_type at_ = 0;
     size_type left_ = 0;  // records from this one to the end of the batch
-    size_type room_ = 0;  // bytes scanned from at_ on
+    size_type room_ = 0;  // bytes scanned from at_ on, or unchecked
   };
 
   batch() noexcept = default;
@@ -1147,7 +1165,9 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
   }
   ~batch() { drop(); }
 
-  iterator begin() const noexcept { return iterator(ring_, start_, records_, scanned_); }
+  iterator begin() const noexcept {
+    return iterator(ring_, start_, records_, ring_ && ring_->role_slot_ ? scanned_ : iterator::unchecked);
+  }
   iterator end() const noexcept { return iterator(); }
   /// Number of records.
   [[nodiscard]] size_type size() const noexcept { return records_; }
@@ -1169,7 +1189,7 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
       // Bytes up to the end of the k-th record.
       size_type bytes = 0;
       if (k != 0) {
-        iterator it = begin();
+        iterator it(ring_, start_, records_, scanned_);  // checked: counts the bytes it passes
         for (size_type i = 1; i < k; ++i) ++it;
         // Relaxed: try_read() acquired this header already, in this thread.
         const size_type footprint =

@@ -214,7 +214,7 @@ class spsc_ring {
   /// Reads go on returning what was committed, then empty. Every sleeper on either side wakes.
   void close() noexcept {
     // Seq_cst: pairs with the seq_cst loads in the waiters' conditions (see wait_slot::wake_all).
-    ctl_->closed.store(true, std::memory_order_seq_cst);
+    ctl_->closed.store(1, std::memory_order_seq_cst);
     ctl_->consumer_wait.wake_all();
     ctl_->producer_wait.wake_all();
   }
@@ -222,7 +222,7 @@ class spsc_ring {
   /// True once close() was called. Any thread.
   [[nodiscard]] bool closed() const noexcept {
     // Acquire pairs with the store in close(): what the closing thread did before is visible.
-    return ctl_->closed.load(std::memory_order_acquire);
+    return ctl_->closed.load(std::memory_order_acquire) != 0;
   }
 
   /// The ring's counters (see ring_statistics): exact per field, read without disturbing either
@@ -496,8 +496,9 @@ class spsc_ring {
     detail::wait_slot consumer_wait;  // the consumer, waiting for data
     detail::wait_slot producer_wait;  // the producer, waiting for room
 
-    // Set once by close(); read by every reservation.
-    alignas(detail::cache_line) std::atomic<bool> closed{false};
+    // Set to 1 once by close(); read by every reservation. A word, not a bool: any value a peer
+    // writes into shared memory must be one the type can hold (non-zero reads as closed).
+    alignas(detail::cache_line) std::atomic<std::uint32_t> closed{0};
   };
 
   // "No pending skip" in the consumer's cache: a value no storage index equals.
@@ -585,7 +586,7 @@ class spsc_ring {
 
   // Relaxed: coherence alone makes a close() that happened before this call visible, and
   // nothing is read through the flag.
-  bool is_closed() const noexcept { return ctl_->closed.load(std::memory_order_relaxed); }
+  bool is_closed() const noexcept { return ctl_->closed.load(std::memory_order_relaxed) != 0; }
 
   // --- producer internals (producer thread only)
 
@@ -783,7 +784,7 @@ class spsc_ring {
         enough,
         [&] {
           // Seq_cst: pairs with close()'s store (see wait_slot::wake_all).
-          if (ctl_->closed.load(std::memory_order_seq_cst)) return true;
+          if (ctl_->closed.load(std::memory_order_seq_cst) != 0) return true;
           refresh_write();
           std::uint64_t ready = cached_write_ - r_;
           // A skipped tail covered by what we loaded is not data (as in readable_regions()).

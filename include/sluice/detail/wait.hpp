@@ -240,8 +240,8 @@ class alignas(cache_line) wait_slot {
   // consumer that waits for anything at all has nothing ready while it sleeps, and a nudge would
   // only cost a wake-up. Relaxed: a hint for the refusal path, which is best effort by design
   // (the essay above); a producer about to sleep nudges regardless.
-  void set_holding_out(bool holding) noexcept { holding_out_.store(holding, std::memory_order_relaxed); }
-  bool holding_out() const noexcept { return holding_out_.load(std::memory_order_relaxed); }
+  void set_holding_out(bool holding) noexcept { holding_out_.store(holding ? 1 : 0, std::memory_order_relaxed); }
+  bool holding_out() const noexcept { return holding_out_.load(std::memory_order_relaxed) != 0; }
   std::uint64_t wakeups() const noexcept { return wakeups_.load(std::memory_order_relaxed); }
 
   // Blocks until ready() holds or the deadline passes; returns ready()'s last answer. `want` is
@@ -297,7 +297,7 @@ class alignas(cache_line) wait_slot {
   std::atomic<std::uint32_t> sleepers_;     // threads between announcing and leaving, | full_fences
   std::atomic<std::uint32_t> epoch_{0};     // the futex word: bumped by every wake
   std::atomic<std::uint32_t> nudges_{0};    // bumped when the other side is stuck
-  std::atomic<bool> holding_out_{false};    // a sleeper waits for a water mark above 1
+  std::atomic<std::uint32_t> holding_out_{0};  // a sleeper waits for a water mark above 1 (a word: see closed)
   std::atomic<std::uint64_t> want_{no_want};  // the lowest amount a sleeper needs
   std::atomic<std::uint64_t> wakeups_{0};   // statistic: wake system calls issued
 };
