@@ -479,6 +479,12 @@ class basic_record_ring {
     end_ = layout.mirrored ? 2 * capacity_ : capacity_;
     max_record_ = layout.mirrored ? capacity_ - header_size : plain_max_record(capacity_);
     detail::process_table& table = segment_.processes();
+    // Relaxed: only the producer side stores tail; acquire pairs with the releases of head.
+    // Checked before taking a role, so that a refusal leaves no slot held.
+    const std::uint64_t head = ctl_->head.load(std::memory_order_acquire);
+    const std::uint64_t tail = ctl_->tail.load(std::memory_order_relaxed);
+    check_cursor(head, "the release cursor");
+    check_cursor(tail, "the reservation cursor");
     if (r == role::consumer) {
       if (!detail::claim_slot(table.consumer, true))
         throw attach_error(segment_.describe("its consumer role is held by process " +
@@ -486,9 +492,6 @@ class basic_record_ring {
                                              ", which is alive"));
       role_slot_ = &table.consumer;
       role_ = attached_as::consumer;
-      // Acquire pairs with the previous consumer's release of head.
-      const std::uint64_t head = ctl_->head.load(std::memory_order_acquire);
-      check_cursor(head, "the release cursor");
       private_head_ = head;
       head_index_ = index_of(head);
       // A predecessor that died while zeroing what it released: finish the release (the
@@ -516,11 +519,8 @@ class basic_record_ring {
     role_ = attached_as::producer;
     batch_open_ = true;  // this process never consumes (see enter_read())
     if constexpr (!Policy::multi) {
-      // Relaxed: only the producer side stores tail (and the predecessor is gone).
-      const std::uint64_t tail = ctl_->tail.load(std::memory_order_relaxed);
-      check_cursor(tail, "the reservation cursor");
-      private_tail_ = tail;
-      cached_head_ = ctl_->head.load(std::memory_order_acquire);  // as the claim's load of head
+      private_tail_ = tail;  // the predecessor (if any) is gone: nobody else moves it
+      cached_head_ = head;
     }
   }
 
