@@ -42,14 +42,21 @@ std::size_t mirrored_storage::page_size() noexcept {
 std::size_t mirrored_storage::rounded_size(std::size_t min_bytes, std::size_t granule) {
   if (min_bytes == 0) throw std::invalid_argument("sluice: mirrored storage of 0 bytes");
   if (granule == 0) throw std::invalid_argument("sluice: mirrored storage with an element size of 0");
-  const std::size_t page = page_size();
-  const std::size_t unit = std::lcm(page, granule);
   // Half the address space at most: the mapping is twice the size.
-  const std::size_t limit = std::numeric_limits<std::size_t>::max() / 4;
-  if (unit > limit || min_bytes > limit - unit)
+  constexpr std::size_t limit = std::numeric_limits<std::size_t>::max() / 4;
+  const std::size_t page = page_size();
+  // The unit, lcm(page, granule), computed so that it cannot overflow.
+  const std::size_t per_page = granule / std::gcd(page, granule);
+  if (per_page > limit / page)
+    throw std::length_error("sluice: mirrored storage of elements of " + std::to_string(granule) +
+                            " bytes: a whole number of pages of them exceeds the largest mappable size (" +
+                            std::to_string(limit) + " bytes)");
+  const std::size_t unit = per_page * page;
+  const std::size_t units = min_bytes / unit + (min_bytes % unit != 0 ? 1 : 0);
+  if (units > limit / unit)
     throw std::length_error("sluice: mirrored storage of " + std::to_string(min_bytes) +
                             " bytes exceeds the largest mappable size (" + std::to_string(limit) + ")");
-  return (min_bytes + unit - 1) / unit * unit;
+  return units * unit;
 }
 
 namespace detail {

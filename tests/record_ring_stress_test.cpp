@@ -14,6 +14,13 @@
 // SLUICE_STRESS_CHUNKS sets the record count of the big MPSC test (at least 10^6 records
 // delivered uninstrumented); a ThreadSanitizer build divides the counts by 4 to stay fast. Nothing here
 // asserts a timing: every wait is bounded by a 120 s deadline after which the test fails.
+//
+// The Mirrored tests run the same scenarios over mirrored storage, where records never skip the
+// tail of the storage but run past its end into the second mapping: random sizes through 16 KiB
+// (a record in eight or so crosses the seam), zero-length and maximum records (capacity() - 8
+// bytes, so every maximum record fills the ring and crosses the seam unless it starts at 0)
+// through one page, and the stalled producer with its record across the seam. (The PAD tests
+// have no mirrored counterpart: nothing is ever padded there.)
 #include <sluice/record_ring.hpp>
 
 #include "random_seed.hpp"
@@ -536,6 +543,37 @@ TEST(RecordRingStress, SpscZeroLengthAndMaximumRecords) {
   run_stress(ring, prof, 2);
 }
 
+TEST(RecordRingStress, MirroredMpscFourProducersRandomSizes) {
+  sluice::mpsc_record_ring ring(sluice::mirrored, 16 * 1024);
+  ASSERT_TRUE(ring.mirrored());
+  ASSERT_GE(ring.max_record_size(), 4096u);
+  const std::uint64_t total = scaled(chunks, 4000);
+  const profile prof{test_seed(), shape::uniform, 4096, 4, total / 4 + total / 4 / 16};
+  run_stress(ring, prof, 3);
+  EXPECT_GE(prof.expected_committed(), total);
+}
+
+TEST(RecordRingStress, MirroredSpscOneProducerRandomSizes) {
+  sluice::spsc_record_ring ring(sluice::mirrored, 16 * 1024);
+  ASSERT_TRUE(ring.mirrored());
+  const profile prof{test_seed(), shape::uniform, 4096, 1, scaled(chunks / 4, 2000)};
+  run_stress(ring, prof, 3);
+}
+
+TEST(RecordRingStress, MirroredMpscZeroLengthAndMaximumRecords) {
+  sluice::mpsc_record_ring ring(sluice::mirrored, 4096);
+  ASSERT_EQ(ring.max_record_size(), ring.capacity() - 8);
+  const profile prof{test_seed(), shape::zero_and_max, ring.max_record_size(), 2, scaled(chunks / 50, 1000)};
+  run_stress(ring, prof, 3);
+}
+
+TEST(RecordRingStress, MirroredSpscZeroLengthAndMaximumRecords) {
+  sluice::spsc_record_ring ring(sluice::mirrored, 4096);
+  ASSERT_EQ(ring.max_record_size(), ring.capacity() - 8);
+  const profile prof{test_seed(), shape::zero_and_max, ring.max_record_size(), 1, scaled(chunks / 50, 1000)};
+  run_stress(ring, prof, 2);
+}
+
 // ---------------------------------------------------------------------- the stalled producer
 
 bool wait_for(const std::atomic<bool>& flag, steady::time_point deadline) {
@@ -551,18 +589,37 @@ bool wait_for(const std::atomic<bool>& flag, steady::time_point deadline) {
 // reserved; then B and C (id 2) commit records reserved after A's. While A stalls the consumer
 // must get exactly B's earlier records and nothing reserved after A's; once A commits, A's
 // record and then all the later ones. One round puts A's record at the end of the storage so
-// that it wraps, leaving a PAD in front of it.
-TEST(RecordRingStress, StalledProducerHoldsBackLaterRecordsOnly) {
+// that it wraps, leaving a PAD in front of it (over mirrored storage: crosses the seam).
+enum class storage { caller, mirrored };
+
+void stalled_producer_holds_back_later_records_only(storage kind) {
   constexpr std::size_t cap = 64 * 1024;
-  auto storage = std::make_unique<std::uint64_t[]>(cap / 8);
-  std::byte* const base = reinterpret_cast<std::byte*>(storage.get());
-  sluice::mpsc_record_ring ring(std::span<std::byte>(base, cap));
+  std::unique_ptr<std::uint64_t[]> words;
+  std::unique_ptr<sluice::mpsc_record_ring> made;  // on the heap: rings do not move
+  std::byte* base = nullptr;
+  std::size_t tail = 0;  // storage index of the next reservation, per the documented layout
+  if (kind == storage::caller) {
+    words = std::make_unique<std::uint64_t[]>(cap / 8);
+    base = reinterpret_cast<std::byte*>(words.get());
+    made = std::make_unique<sluice::mpsc_record_ring>(std::span<std::byte>(base, cap));
+  } else {
+    // The ring's own storage, found with a first reservation (withdrawn, and stepped over by a
+    // read, which leaves the cursors at 8).
+    made = std::make_unique<sluice::mpsc_record_ring>(sluice::mirrored, cap);
+    auto g = made->try_reserve(0);
+    base = g.data() - 8;
+    g.discard();
+    auto b = made->try_read();
+    ASSERT_FALSE(b);
+    tail = 8;
+  }
+  sluice::mpsc_record_ring& ring = *made;
   ASSERT_EQ(ring.capacity(), cap);
+  ASSERT_EQ(ring.mirrored(), kind == storage::mirrored);
   const auto deadline = steady::now() + time_limit;
 
   constexpr std::size_t small = 100, small_fp = 8 + 104;
   constexpr std::uint64_t before = 20, after_b = 20, after_c = 20;  // B's before-records include the held one
-  std::size_t tail = 0;  // storage index of the next reservation, per the documented layout
 
   // Moves the (empty) ring's cursors to `goal` with records the main thread commits and reads.
   auto move_to = [&](std::size_t goal) {
@@ -590,7 +647,7 @@ TEST(RecordRingStress, StalledProducerHoldsBackLaterRecordsOnly) {
     SCOPED_TRACE("round " + std::to_string(round_no));
     const std::uint64_t seq0 = 1000 * round_no++;
     move_to((rc.a_header - before * small_fp + cap) % cap);
-    if (HasFatalFailure()) return;
+    if (::testing::Test::HasFatalFailure()) return;
     std::atomic<bool> b_ready{false}, a_reserved{false}, go{false}, b_done{false}, c_done{false}, fail{false};
     std::string a_err, b_err, c_err;
     std::string main_err;
@@ -726,10 +783,10 @@ TEST(RecordRingStress, StalledProducerHoldsBackLaterRecordsOnly) {
     ASSERT_EQ(b_err, "");
     ASSERT_EQ(c_err, "");
     ASSERT_EQ(main_err, "");
-    if (rc.a_header + 8 + rc.a_size > cap) {
+    if (kind == storage::caller && rc.a_header + 8 + rc.a_size > cap) {
       EXPECT_EQ(a_data, base + 8) << "A's record should have wrapped to the start of the storage";
     } else {
-      EXPECT_EQ(a_data, base + rc.a_header + 8);
+      EXPECT_EQ(a_data, base + rc.a_header + 8);  // over mirrored storage, across the seam if it must
     }
     {
       auto b = ring.try_read();
@@ -741,6 +798,14 @@ TEST(RecordRingStress, StalledProducerHoldsBackLaterRecordsOnly) {
     const std::size_t a_at = static_cast<std::size_t>(a_data - base) - 8;
     tail = (a_at + 8 + (rc.a_size + 7) / 8 * 8 + (after_b + after_c) * small_fp) % cap;
   }
+}
+
+TEST(RecordRingStress, StalledProducerHoldsBackLaterRecordsOnly) {
+  stalled_producer_holds_back_later_records_only(storage::caller);
+}
+
+TEST(RecordRingStress, MirroredStalledProducerHoldsBackLaterRecordsOnly) {
+  stalled_producer_holds_back_later_records_only(storage::mirrored);
 }
 
 // ------------------------------------------------------- a PAD in front of an in-flight record

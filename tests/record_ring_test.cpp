@@ -3,8 +3,9 @@
 // (headers, PAD and DISCARD, zeroed free space), try_reserve at every cursor offset and across
 // the wrap, commit/commit(k)/discard and grant moves, the in-flight rule (reservation order,
 // holding back only what follows), batches (iteration, release, release(k), drop, errors), and a
-// randomized comparison of both rings against a reference model. Both ring types run every
-// shared test (TYPED_TEST); every test ends by checking that the ring is empty.
+// randomized comparison of both rings against a reference model, also over mirrored storage.
+// Both ring types run every shared test (TYPED_TEST); every test ends by checking that the ring
+// is empty.
 #include <sluice/record_ring.hpp>
 
 #include <gtest/gtest.h>
@@ -150,7 +151,9 @@ constexpr std::uint64_t discard_flag = std::uint64_t{1} << 63;
 // reservation order (pads as their own entries), each pending, committed or discarded, and the
 // byte cursors. Every operation predicts the outcome (success or failure, exact storage offset,
 // batch contents and addresses) and checks it; check() verifies size_approx(), in_flight(), every
-// header word still in the ring and that every free byte is 0.
+// header word still in the ring and that every free byte is 0. Or a ring over its own mirrored
+// storage: then no record skips a tail, and a record may run past the end of the storage into
+// its second mapping (its bytes are checked through both).
 template <class Ring>
 class harness {
  public:
@@ -169,10 +172,24 @@ class harness {
     std::uint64_t seq;
   };
 
-  explicit harness(std::size_t capacity) : store_(capacity), ring_(store_.span()), cap_(ring_.capacity()) {}
+  explicit harness(std::size_t capacity)
+      : store_(capacity), ring_(store_.span()), cap_(ring_.capacity()), base_(store_.base()) {}
+
+  // Over mirrored storage. The storage is found with a first reservation, withdrawn and stepped
+  // over by a read, which leaves both cursors at 8.
+  harness(sluice::mirrored_t, std::size_t capacity)
+      : store_(0), ring_(sluice::mirrored, capacity), cap_(ring_.capacity()), mirrored_(true) {
+    EXPECT_TRUE(ring_.mirrored());
+    grant g = ring_.try_reserve(0);
+    base_ = g.data() - 8;
+    g.discard();
+    batch b = ring_.try_read();
+    EXPECT_FALSE(b);
+    head_ = tail_ = 8;
+  }
 
   Ring& ring() { return ring_; }
-  std::byte* base() { return store_.base(); }
+  std::byte* base() { return base_; }
   std::size_t capacity() const { return cap_; }
   std::size_t tail() const { return tail_; }
   std::size_t head() const { return head_; }
@@ -182,12 +199,13 @@ class harness {
   bool batch_open() const { return open_; }
   std::size_t last_at() const { return last_at_; }  // header index of the last reservation
   std::size_t pads() const { return pads_; }        // reservations that skipped the tail
+  std::size_t seam_records() const { return seam_records_; }  // mirrored: records read across the end
   std::size_t batch_size() const { return open_records_; }
 
   // Storage index of the header a reservation of n bytes gets now, or nullopt if it must fail.
   std::optional<std::size_t> predict(std::size_t n) const {
     const std::size_t f = footprint_of(n);
-    const std::size_t room = cap_ - tail_;
+    const std::size_t room = end() - tail_;
     const std::size_t pad = f <= room ? 0 : room;
     if (used_ + pad + f > cap_) return std::nullopt;
     return pad ? 0 : tail_;
@@ -214,7 +232,7 @@ class harness {
     EXPECT_TRUE(aligned8(g.data()));
     EXPECT_EQ(g.data(), base() + *where + 8) << "reserve(" << n << ")";
     EXPECT_GE(g.data(), base());
-    EXPECT_LE(g.data() + g.size(), base() + cap_);
+    EXPECT_LE(g.data() + g.size(), base() + end());
     const std::size_t f = footprint_of(n);
     if (*where != tail_) {
       entries_.push_back({tail_, cap_ - tail_, 0, 0, kind::pad});
@@ -328,8 +346,16 @@ class harness {
       EXPECT_EQ(rec.data(), base() + e.at + 8) << "record #" << e.seq;
       EXPECT_TRUE(aligned8(rec.data()));
       EXPECT_GE(rec.data(), base());
-      EXPECT_LE(rec.data() + rec.size(), base() + cap_);
+      EXPECT_LE(rec.data() + rec.size(), base() + end());
       EXPECT_TRUE(holds(rec, e.seq, e.length));
+      if (mirrored_) {  // the same bytes through the first mapping, from the start past the end
+        for (std::size_t j = 0; j < e.length; ++j)
+          if (base_[(e.at + 8 + j) % cap_] != pattern(e.seq, j)) {
+            ADD_FAILURE() << "record #" << e.seq << " byte " << j << " differs through the first mapping";
+            break;
+          }
+        if (e.at + 8 + e.length > cap_) ++seam_records_;
+      }
       ++it;
       ++seen;
     }
@@ -376,7 +402,7 @@ class harness {
     EXPECT_LE(ring_.size_approx(), cap_);
     // Header words of everything still in the ring, as documented.
     for (const entry& e : entries_) {
-      const std::uint64_t w = store_.word_at(e.at);
+      const std::uint64_t w = word_at(e.at);
       const std::uint64_t fp = std::uint64_t{e.footprint / 8} << 32;
       switch (e.k) {
         case kind::pending:
@@ -396,14 +422,16 @@ class harness {
     // Free bytes read 0 (the consumer zeroes what it releases).
     std::size_t idx = tail_;
     for (std::size_t i = used_; i < cap_; ++i) {
-      if (store_.base()[idx] != std::byte{0}) {
-        ADD_FAILURE() << "free byte " << idx << " is " << static_cast<int>(store_.base()[idx]);
+      if (base_[idx] != std::byte{0}) {
+        ADD_FAILURE() << "free byte " << idx << " is " << static_cast<int>(base_[idx]);
         break;
       }
       if (++idx == cap_) idx = 0;
     }
-    // Nothing past capacity() was touched.
-    EXPECT_EQ(store_.base()[cap_], std::byte{0xA5});
+    // Nothing past capacity() was touched (over mirrored storage, that is the first byte again).
+    if (!mirrored_) {
+      EXPECT_EQ(store_.base()[cap_], std::byte{0xA5});
+    }
   }
 
   // Commits every held grant, reads and releases everything, then expects an empty ring.
@@ -428,6 +456,13 @@ class harness {
     throw std::logic_error("harness: unknown record");
   }
   const entry& find(std::uint64_t seq) const { return const_cast<harness*>(this)->find(seq); }
+  // One past the last index a record may reach: over mirrored storage, into the second mapping.
+  std::size_t end() const { return mirrored_ ? 2 * cap_ : cap_; }
+  std::uint64_t word_at(std::size_t index) const {
+    std::uint64_t w;
+    std::memcpy(&w, base_ + index, 8);
+    return w;
+  }
   void forget(std::size_t i) {
     std::swap(held_[i], held_.back());
     held_.pop_back();
@@ -458,6 +493,9 @@ class harness {
   std::uint64_t next_seq_ = 1;
   std::size_t last_at_ = 0;
   std::size_t pads_ = 0;
+  std::byte* base_ = nullptr;  // the storage's start
+  bool mirrored_ = false;
+  std::size_t seam_records_ = 0;
 };
 
 template <class Ring>
@@ -1187,8 +1225,8 @@ TYPED_TEST(RecordRing, EveryAlignmentOffsetAcrossTheWrap) {
 }
 
 // The same sweep on owned storage: all grants and records are 8-aligned and intact.
-TYPED_TEST(RecordRing, OwnedStorageAlignmentAcrossTheWrap) {
-  TypeParam r(96);
+template <class Ring>
+void alignment_sweep(Ring& r, int laps) {
   std::deque<std::pair<std::uint64_t, std::size_t>> expected;
   std::uint64_t seq = 0;
   auto read_all = [&] {
@@ -1201,7 +1239,7 @@ TYPED_TEST(RecordRing, OwnedStorageAlignmentAcrossTheWrap) {
     }
     b.release();
   };
-  for (int lap = 0; lap < 10; ++lap) {
+  for (int lap = 0; lap < laps; ++lap) {
     for (std::size_t n = 0; n <= 40; ++n) {
       auto g = r.try_reserve(n);
       if (!g) {
@@ -1218,6 +1256,19 @@ TYPED_TEST(RecordRing, OwnedStorageAlignmentAcrossTheWrap) {
   read_all();
   EXPECT_TRUE(expected.empty());
   EXPECT_DRAINED(r);
+}
+
+TYPED_TEST(RecordRing, OwnedStorageAlignmentAcrossTheWrap) {
+  TypeParam r(96);
+  alignment_sweep(r, 10);
+}
+
+// And over mirrored storage (one page), for about 30 laps of it: records that run past the end
+// of the storage are aligned and intact too.
+TYPED_TEST(RecordRing, MirroredStorageAlignmentAcrossTheSeam) {
+  TypeParam r(sluice::mirrored, 96);
+  ASSERT_TRUE(r.mirrored());
+  alignment_sweep(r, 100);
 }
 
 // ============================================================================ batches
@@ -1622,83 +1673,99 @@ TYPED_TEST(RecordRing, SizeApproxCountsHeaders) {
 // and try_read while a batch is open. Every batch's records are compared exactly (address,
 // length, bytes), and after every operation size_approx(), in_flight(), the header words and the
 // zeroed free space. Capacities 32, 40, 64, 200 and 1024; fixed seeds, printed on failure.
-TYPED_TEST(RecordRing, RandomizedAgainstModel) {
-  constexpr int ops = 200000;
-  for (std::size_t cap : {32, 40, 64, 200, 1024}) {
-    const std::uint64_t seed = 0x511CE0000ull + cap;
-    std::mt19937_64 rng(seed);
-    auto below = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
-    harness<TypeParam> h(cap);
-    const std::size_t max = h.ring().max_record_size();
-    std::size_t reads = 0, records_seen = 0, failures = 0;
-    for (int op = 0; op < ops; ++op) {
-      const std::size_t what = below(100);
-      if (what < 34) {
-        if (h.held_count() < 6) {
-          const std::size_t n = below(2) ? below(max + 1) : below(std::min<std::size_t>(max, 24) + 1);
-          if (!h.reserve(n)) ++failures;
-        }
-      } else if (what < 64) {
-        if (h.held_count() != 0) {
-          const std::size_t i = below(h.held_count());
-          const std::size_t how = below(20);
-          if (how < 9) {
-            h.commit(i);
-          } else if (how < 13) {
-            h.commit(i, below(h.held_size(i) + 1));
-          } else if (how < 15) {
-            h.discard(i);
-          } else if (how < 17) {
-            h.destroy(i);
-          } else if (how < 18) {
-            h.commit_too_much(i, 1 + below(9));
-          } else if (h.held_count() >= 2) {
-            std::size_t j = below(h.held_count() - 1);
-            if (j >= i) ++j;
-            h.move_assign(i, j);
-          }
-        }
-      } else if (what < 94) {
-        if (!h.batch_open()) {
-          h.read();
-          ++reads;
-        }
-        if (h.batch_open()) {
-          records_seen += h.batch_size();
-          const std::size_t how = below(20);
-          if (how < 8) {
-            h.release_all();
-          } else if (how < 13) {
-            h.release(below(h.batch_size() + 1));
-          } else if (how < 15) {
-            h.drop();
-          } else if (how < 16) {
-            h.release_too_many(1 + below(4));
-          } else if (how < 17) {
-            h.expect_read_throws();
-          } else {
-            h.verify_batch();  // stays open while producers go on
-          }
-        }
-      } else {
-        if (h.batch_open()) h.verify_batch();
+template <class Ring>
+void randomized_against_model(harness<Ring>& h, std::uint64_t seed, int ops) {
+  const std::size_t cap = h.capacity();
+  std::mt19937_64 rng(seed);
+  auto below = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+  const std::size_t max = h.ring().max_record_size();
+  std::size_t reads = 0, records_seen = 0, failures = 0;
+  for (int op = 0; op < ops; ++op) {
+    const std::size_t what = below(100);
+    if (what < 34) {
+      if (h.held_count() < 6) {
+        const std::size_t n = below(2) ? below(max + 1) : below(std::min<std::size_t>(max, 24) + 1);
+        if (!h.reserve(n)) ++failures;
       }
-      h.check();
-      if (::testing::Test::HasFailure()) {
-        ADD_FAILURE() << "randomized test failed: seed " << seed << " capacity " << cap << " operation " << op;
-        return;
+    } else if (what < 64) {
+      if (h.held_count() != 0) {
+        const std::size_t i = below(h.held_count());
+        const std::size_t how = below(20);
+        if (how < 9) {
+          h.commit(i);
+        } else if (how < 13) {
+          h.commit(i, below(h.held_size(i) + 1));
+        } else if (how < 15) {
+          h.discard(i);
+        } else if (how < 17) {
+          h.destroy(i);
+        } else if (how < 18) {
+          h.commit_too_much(i, 1 + below(9));
+        } else if (h.held_count() >= 2) {
+          std::size_t j = below(h.held_count() - 1);
+          if (j >= i) ++j;
+          h.move_assign(i, j);
+        }
       }
+    } else if (what < 94) {
+      if (!h.batch_open()) {
+        h.read();
+        ++reads;
+      }
+      if (h.batch_open()) {
+        records_seen += h.batch_size();
+        const std::size_t how = below(20);
+        if (how < 8) {
+          h.release_all();
+        } else if (how < 13) {
+          h.release(below(h.batch_size() + 1));
+        } else if (how < 15) {
+          h.drop();
+        } else if (how < 16) {
+          h.release_too_many(1 + below(4));
+        } else if (how < 17) {
+          h.expect_read_throws();
+        } else {
+          h.verify_batch();  // stays open while producers go on
+        }
+      }
+    } else {
+      if (h.batch_open()) h.verify_batch();
     }
-    h.drain();
+    h.check();
     if (::testing::Test::HasFailure()) {
-      ADD_FAILURE() << "randomized test failed while draining: seed " << seed << " capacity " << cap;
+      ADD_FAILURE() << "randomized test failed: seed " << seed << " capacity " << cap << " operation " << op;
       return;
     }
-    // The run exercised what it should have.
-    EXPECT_GT(reads, static_cast<std::size_t>(ops / 10));
-    EXPECT_GT(records_seen, static_cast<std::size_t>(ops / 20));
-    EXPECT_GT(failures, 0u);
   }
+  h.drain();
+  if (::testing::Test::HasFailure()) {
+    ADD_FAILURE() << "randomized test failed while draining: seed " << seed << " capacity " << cap;
+    return;
+  }
+  // The run exercised what it should have.
+  EXPECT_GT(reads, static_cast<std::size_t>(ops / 10));
+  EXPECT_GT(records_seen, static_cast<std::size_t>(ops / 20));
+  EXPECT_GT(failures, 0u);
+}
+
+TYPED_TEST(RecordRing, RandomizedAgainstModel) {
+  for (std::size_t cap : {32, 40, 64, 200, 1024}) {
+    harness<TypeParam> h(cap);
+    randomized_against_model(h, 0x511CE0000ull + cap, 200000);
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
+// The same over mirrored storage of one page, 100k operations: records run past the end of the
+// storage (checked through both mappings) instead of skipping its tail.
+TYPED_TEST(RecordRing, MirroredRandomizedAgainstModel) {
+  harness<TypeParam> h(sluice::mirrored, 32);
+  ASSERT_EQ(h.capacity(), sluice::mirrored_storage::page_size());
+  ASSERT_EQ(h.ring().max_record_size(), h.capacity() - 8);
+  randomized_against_model(h, 0x511CE0001ull, 100000);
+  EXPECT_EQ(h.pads(), 0u);
+  EXPECT_GT(h.seam_records(), 500u);
 }
 
 }  // namespace

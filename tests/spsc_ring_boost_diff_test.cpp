@@ -1,19 +1,26 @@
 // Differential test: one random sequence of writes and reads applied to sluice::spsc_ring and to
 // boost::lockfree::spsc_queue of the same capacity must accept the same counts and give the
 // same bytes out. Boost is the reference: a long-trusted queue with the same FIFO contract.
+// Over mirrored storage the ring must also grant exactly n contiguous elements whenever the
+// reference has room for n, and show everything the reference holds in one read grant.
 #include <sluice/spsc_ring.hpp>
 
 #include <boost/lockfree/spsc_queue.hpp>
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <vector>
 
 namespace {
 
-void run_differential(std::size_t capacity, std::uint64_t seed, int steps) {
-  sluice::spsc_ring<std::uint8_t> ring(capacity);
+void run_differential(std::size_t capacity, std::uint64_t seed, int steps, bool mirrored = false) {
+  using ring_type = sluice::spsc_ring<std::uint8_t>;
+  const auto made =
+      mirrored ? std::make_unique<ring_type>(sluice::mirrored, capacity) : std::make_unique<ring_type>(capacity);
+  ring_type& ring = *made;
+  capacity = ring.capacity();  // over mirrored storage, whole pages
   boost::lockfree::spsc_queue<std::uint8_t> reference(capacity);  // holds exactly `capacity`
   std::mt19937_64 rng(seed);
   std::vector<std::uint8_t> in(2 * capacity + 2), out_ring(in.size()), out_ref(in.size());
@@ -32,7 +39,21 @@ void run_differential(std::size_t capacity, std::uint64_t seed, int steps) {
       }
       case 1: {  // zero-copy in, through a split grant of exactly n (it never skips a tail)
         const std::size_t k = 1 + n % capacity;
+        if (mirrored && n % 2 == 0) {  // or, over mirrored storage, an exact contiguous grant
+          if (auto g = ring.try_reserve(k)) {
+            std::size_t i = 0;
+            for (auto& x : g) in[i++] = x = next++;
+            g.commit();
+            ASSERT_EQ(reference.push(in.data(), k), k);
+          } else {
+            ASSERT_LT(reference.write_available(), k);  // refused only when the space is not there
+          }
+          break;
+        }
         if (auto g = ring.try_reserve_split(k)) {
+          if (mirrored) {
+            ASSERT_TRUE(g.second().empty());
+          }
           std::size_t i = 0;
           for (auto& x : g.first()) in[i++] = x = next++;
           for (auto& x : g.second()) in[i++] = x = next++;
@@ -59,6 +80,9 @@ void run_differential(std::size_t capacity, std::uint64_t seed, int steps) {
       }
       case 4: {  // zero-copy out, partial release
         if (auto g = ring.try_read()) {
+          if (mirrored) {
+            ASSERT_EQ(g.size(), reference.read_available());  // all of it, in one span
+          }
           const std::size_t k = rng() % (g.size() + 1);
           ASSERT_EQ(reference.pop(out_ref.data(), k), k);
           ASSERT_TRUE(std::equal(g.begin(), g.begin() + k, out_ref.begin()));
@@ -91,6 +115,12 @@ void run_differential(std::size_t capacity, std::uint64_t seed, int steps) {
 TEST(SpscRingVersusBoost, SameBytesOut) {
   for (std::size_t capacity : {1u, 2u, 3u, 7u, 16u, 100u, 1000u})
     for (std::uint64_t seed = 1; seed <= 4; ++seed) run_differential(capacity, seed * 7919 + capacity, 20000);
+}
+
+// Over mirrored storage of one page and of three (4096 and 12288 bytes).
+TEST(SpscRingVersusBoost, MirroredSameBytesOut) {
+  for (std::size_t capacity : {1u, 8193u})
+    for (std::uint64_t seed = 1; seed <= 2; ++seed) run_differential(capacity, seed * 7919 + capacity, 20000, true);
 }
 
 }  // namespace

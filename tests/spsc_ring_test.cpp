@@ -1,6 +1,7 @@
 // Single-threaded unit tests for sluice::spsc_ring<T>: construction, grant contracts, the wrap
 // and bip-buffer skip logic at every offset and in every cursor era (near 0, 2^32 and 2^64),
-// errors, move semantics, and a randomized comparison against a reference model.
+// errors, move semantics, and a randomized comparison against a reference model; the seam and
+// the model again over mirrored storage (tests/mirrored_storage_test.cpp has the rest of that).
 #include <sluice/spsc_ring.hpp>
 
 #include <gtest/gtest.h>
@@ -126,8 +127,11 @@ std::size_t index_of(const ring32& r, const u32* p) { return static_cast<std::si
 // What the ring must do, derived from its documented contract: published contents (a deque),
 // the storage index each side stands on, and the pending skipped tail of a wrapped grant, which
 // counts as occupied until the consumer passes it (any consumer call made while standing on it).
+// Over mirrored storage a view may run on past the end of the storage into its second mapping,
+// up to twice the capacity: then no grant wraps or skips, and every read is one run.
 struct ring_model {
-  ring_model(std::size_t capacity, std::size_t index) : cap(capacity), widx(index), ridx(index) {}
+  ring_model(std::size_t capacity, std::size_t index, bool over_mirror = false)
+      : cap(capacity), widx(index), ridx(index), mirrored(over_mirror) {}
 
   std::size_t cap;
   std::size_t widx;  // where the producer writes next (without wrapping)
@@ -136,14 +140,17 @@ struct ring_model {
   std::size_t skip_tail = 0;    // length of the pending skipped tail, 0 if none
   std::size_t skip_before = 0;  // published elements in front of the pending skip
   std::size_t skips_passed = 0;  // coverage: how often the consumer jumped a skip
+  bool mirrored;
 
+  // One past the last index a contiguous view may reach.
+  std::size_t end() const { return mirrored ? 2 * cap : cap; }
   std::size_t occupied() const { return q.size() + skip_tail; }
   std::size_t free_slots() const { return occupied() >= cap ? 0 : cap - occupied(); }
   std::size_t size_approx() const { return std::min(occupied(), cap); }
 
   // Where an exact grant of n (1 <= n <= cap) must start, or nullopt if it must fail.
   std::optional<std::size_t> exact_at(std::size_t n) const {
-    const std::size_t tail = cap - widx;
+    const std::size_t tail = end() - widx;
     if (occupied() == 0) return n <= tail ? widx : 0;  // empty ring: any n, wrapping if needed
     const std::size_t f = free_slots();
     if (n <= tail) return f >= n ? std::optional<std::size_t>(widx) : std::nullopt;
@@ -156,10 +163,10 @@ struct ring_model {
     std::size_t at;
   };
   run up_to(std::size_t n) const {
-    const std::size_t tail = cap - widx;
+    const std::size_t tail = end() - widx;
     const std::size_t f = free_slots();
     const bool empty = occupied() == 0;
-    const std::size_t at_end = empty ? tail : std::min(tail, f);
+    const std::size_t at_end = std::min(tail, f);  // an empty ring's f is cap, at least the tail
     const std::size_t at_start = empty ? cap : (f > tail ? f - tail : 0);
     const std::size_t want = std::min(n, std::max(at_end, at_start));
     return {want, at_end >= want ? widx : 0};
@@ -192,7 +199,7 @@ struct ring_model {
     }
   }
   // Readable contiguously from ridx (after pass_skip_if_at_it).
-  std::size_t first_run() const { return skip_tail != 0 ? skip_before : std::min(q.size(), cap - ridx); }
+  std::size_t first_run() const { return skip_tail != 0 ? skip_before : std::min(q.size(), end() - ridx); }
   std::vector<u32> front(std::size_t n) const { return std::vector<u32>(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(n)); }
 
   void release(std::size_t k) {
@@ -226,6 +233,8 @@ class model_runner {
     std::size_t split_grants_cross = 0;  // split write grants with two regions
     std::size_t split_reads_gap = 0;     // split reads with two regions around a skip
     std::size_t busy_throws = 0;         // calls rejected for an outstanding grant
+    std::size_t seam_grants = 0;         // mirrored: contiguous grants running past the storage end
+    std::size_t seam_reads = 0;          // mirrored: read grants running past the storage end
   };
   coverage cov;
 
@@ -343,6 +352,7 @@ class model_runner {
   }
 
   void open_contiguous(ring32::write_grant g, std::size_t at) {
+    if (at + g.size() > m_.cap) ++cov.seam_grants;
     for (u32& x : g) x = next_++;
     wvals_ = vals(g);
     wg_ = std::move(g);
@@ -363,7 +373,7 @@ class model_runner {
       ASSERT_EQ(g.size(), 0u) << where();
       return;
     }
-    const std::size_t first = std::min(n, m_.cap - m_.widx);
+    const std::size_t first = std::min(n, m_.end() - m_.widx);
     ASSERT_EQ(g.size(), n) << where();
     ASSERT_EQ(g.first().size(), first) << where();
     ASSERT_EQ(index_of(r_, g.first().data()), m_.widx) << where();
@@ -494,6 +504,7 @@ class model_runner {
     ASSERT_EQ(g.size(), first) << where();
     ASSERT_EQ(g.data(), base_ + m_.ridx) << where();
     ASSERT_EQ(vals(g), m_.front(first)) << where();
+    if (m_.ridx + first > m_.cap) ++cov.seam_reads;
     if (coin(50)) {  // release at once
       const std::size_t k = coin(50) ? first : pick(0, first);
       g.release(k);
@@ -1726,6 +1737,91 @@ TEST(Model, RandomOperationsMatchReference) {
               "split_read_gap=%zu busy=%zu skips_passed=%zu\n",
               total.wrapped_grants, total.empty_ring_wraps, total.fragmented_fails, total.split_grants_cross,
               total.split_reads_gap, total.busy_throws, skips_passed);
+}
+
+// ============================================================================ mirrored storage
+
+// Over mirrored storage, at every storage index and in every cursor era (0, 2^32, 2^64), an
+// empty ring grants n = 1, the run up to the end of the storage, one more, and the whole
+// capacity, each as one span at that index; try_read returns it whole at the same place, and
+// what ran past the end is at the start of the storage.
+TEST(Mirrored, SeamAtEveryOffsetInEveryCursorEra) {
+  ring32 r(sluice::mirrored, 1);
+  ASSERT_TRUE(r.mirrored());
+  const std::size_t cap = r.capacity();
+  ASSERT_EQ(cap * sizeof(u32), sluice::mirrored_storage::page_size());
+  const u32* const base = ta::storage(r);
+  u32 next = 0;
+  for (std::uint64_t pos : kPositions) {
+    for (std::size_t idx = 0; idx < cap; ++idx) {
+      for (std::size_t n : std::array<std::size_t, 4>{1, cap - idx, cap - idx + 1, cap}) {
+        if (n > cap) continue;
+        SCOPED_TRACE("pos=" + std::to_string(pos) + " index=" + std::to_string(idx) + " n=" + std::to_string(n));
+        ta::set_position(r, pos, idx);
+        {
+          auto g = r.try_reserve(n);
+          ASSERT_EQ(g.size(), n);
+          ASSERT_EQ(g.data(), base + idx);
+          std::iota(g.begin(), g.end(), next);
+          g.commit();
+        }
+        EXPECT_EQ(r.size_approx(), n);
+        auto rg = r.try_read();
+        ASSERT_EQ(rg.size(), n);
+        ASSERT_EQ(rg.data(), base + idx);
+        ASSERT_EQ(vals(rg), seq(next, n));
+        for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(base[(idx + i) % cap], next + i) << "through the first copy, " << i;
+        rg.release();
+        EXPECT_EQ(r.size_approx(), 0u);
+        EXPECT_EQ(ta::read_index(r), (idx + n) % cap);
+        EXPECT_EQ(ta::write_index(r), (idx + n) % cap);
+        next += static_cast<u32>(n);
+      }
+    }
+  }
+}
+
+// The randomized comparison against the reference model, over mirrored storage of one page
+// (1024 elements) and three (3072), in three cursor eras: every grant lands at the write
+// position and is exactly as long as asked whenever that much is free; every read returns all
+// that is committed, at the read position; split grants and reads have an empty second part.
+TEST(Mirrored, RandomOperationsMatchReference) {
+  constexpr std::size_t kStepsPerRun = 4000;  // 2 capacities x 3 eras x 4000 = 24k steps
+  std::mt19937_64 setup(kSeed ^ 0x3117);
+  std::uint64_t sub = 5000;
+  model_runner::coverage total;
+  for (std::size_t request : std::array<std::size_t, 2>{1, 2049}) {
+    for (std::uint64_t pos : kPositions) {
+      ring32 r(sluice::mirrored, request);
+      ASSERT_TRUE(r.mirrored());
+      const std::size_t cap = r.capacity();
+      ASSERT_EQ(cap, sluice::mirrored_storage::rounded_size(request * sizeof(u32), sizeof(u32)) / sizeof(u32));
+      const std::size_t idx = std::uniform_int_distribution<std::size_t>(0, cap - 1)(setup);
+      SCOPED_TRACE("mirrored, base seed=" + std::to_string(kSeed) + " capacity=" + std::to_string(cap) + " pos=" +
+                   std::to_string(pos) + " index=" + std::to_string(idx));
+      ta::set_position(r, pos, idx);
+      ring_model m(cap, idx, /*over_mirror=*/true);
+      model_runner run(r, m, kSeed + (++sub));
+      run.run(kStepsPerRun);
+      if (HasFailure()) return;
+      run.finish();
+      if (HasFailure()) return;
+      total.wrapped_grants += run.cov.wrapped_grants;
+      total.split_grants_cross += run.cov.split_grants_cross;
+      total.busy_throws += run.cov.busy_throws;
+      total.seam_grants += run.cov.seam_grants;
+      total.seam_reads += run.cov.seam_reads;
+      EXPECT_EQ(m.skips_passed, 0u);
+    }
+  }
+  // Nothing wrapped or split; the walk crossed the seam often, both ways.
+  EXPECT_EQ(total.wrapped_grants, 0u);
+  EXPECT_EQ(total.split_grants_cross, 0u);
+  EXPECT_GT(total.seam_grants, 300u);
+  EXPECT_GT(total.seam_reads, 300u);
+  EXPECT_GT(total.busy_throws, 1000u);
+  std::printf("mirrored model coverage: seam_grants=%zu seam_reads=%zu busy=%zu\n", total.seam_grants,
+              total.seam_reads, total.busy_throws);
 }
 
 // ============================================================================ element types

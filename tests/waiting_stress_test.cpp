@@ -42,8 +42,17 @@
 //   sequences are compared. In the rounds where one side holds off until close(), the other is
 //   asleep in the ring, and close() must be what wakes it (checked through statistics()).
 // - The fence mode: tests/CMakeLists.txt runs this executable twice, the second time with
-//   SLUICE_NO_MEMBARRIER=1; FenceMode checks (and prints) that the rings pair membarrier with
-//   compiler barriers in the first run and use full fences on both sides in the second.
+//   SLUICE_NO_MEMBARRIER=1 (and without the Mirrored tests); FenceMode checks (and prints) that
+//   the rings pair membarrier with compiler barriers in the first run and use full fences on
+//   both sides in the second.
+// - Over mirrored storage (the Mirrored tests): every scenario above, on rings built with
+//   sluice::mirrored, where every grant and read is one span and may run past the end of the
+//   storage into its second mapping, and the waits use the mirrored free-space arithmetic (no
+//   skipped tail). spsc_ring items are then a page each, so that the rings keep capacities 1, 3,
+//   7 and 16 (the capacity-1 hand-off moves a quarter as many items); record rings are one page,
+//   with records of up to its capacity - 8 bytes (most reservations wait for room), half as many
+//   of them (under ThreadSanitizer, half of that again). The head-record water-mark case runs
+//   with its second record across the seam and untimed calls under the watchdog.
 //
 // SLUICE_STRESS_CHUNKS sets the counts (the capacity-1 test moves that many items; the others a
 // fraction of it). SLUICE_STRESS_SEED fixes the seed (printed on failure) to replay a run's
@@ -64,6 +73,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <span>
@@ -113,6 +123,21 @@ using ta = sluice::detail::test_access;
 constexpr std::uint64_t chunks = SLUICE_STRESS_CHUNKS;
 constexpr std::uint64_t at_least(std::uint64_t n, std::uint64_t floor) { return std::max(n, floor); }
 
+// The Mirrored tests are the exception: their page-sized items and records of up to 4 KiB make
+// the instrumented copying and checking count, so ThreadSanitizer builds run half as many.
+#if defined(__SANITIZE_THREAD__)
+#define SLUICE_WST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SLUICE_WST_TSAN 1
+#endif
+#endif
+#if defined(SLUICE_WST_TSAN)
+constexpr std::uint64_t mirrored_chunks = chunks / 2;
+#else
+constexpr std::uint64_t mirrored_chunks = chunks;
+#endif
+
 // Every blocking call in the hand-off tests is a timed one with this bound. The other side
 // never stalls for more than microseconds, so a call that reaches it slept through a wake-up.
 constexpr auto bound = 10s;
@@ -150,6 +175,51 @@ std::string item_error(std::uint64_t got, std::uint64_t expected_seq) {
   return "expected item " + std::to_string(expected_seq) + ", got " +
          (got == item_of(seq) ? "item " + std::to_string(seq) : "a corrupt item");
 }
+
+// A page-sized item: with 4 KiB pages, a mirrored ring of n of them has capacity n, so the
+// hand-off tests keep their small capacities over mirrored storage. Every word carries the
+// item, so a torn one (words of two items) is caught.
+struct page_item {
+  std::uint64_t word[512];
+};
+static_assert(sizeof(page_item) == 4096);
+
+template <class Item>
+Item make_item(std::uint64_t seq) noexcept;
+template <>
+std::uint64_t make_item<std::uint64_t>(std::uint64_t seq) noexcept {
+  return item_of(seq);
+}
+template <>
+page_item make_item<page_item>(std::uint64_t seq) noexcept {
+  page_item p;
+  const std::uint64_t x = item_of(seq);
+  for (std::size_t k = 0; k < 512; ++k) p.word[k] = x ^ (k << 52);
+  return p;
+}
+bool is_item(std::uint64_t got, std::uint64_t seq) noexcept { return got == item_of(seq); }
+bool is_item(const page_item& got, std::uint64_t seq) noexcept {
+  const std::uint64_t x = item_of(seq);
+  for (std::size_t k = 0; k < 512; ++k)
+    if (got.word[k] != (x ^ (k << 52))) return false;
+  return true;
+}
+std::string item_error(const page_item& got, std::uint64_t expected_seq) {
+  return item_error(got.word[0], expected_seq) + (is_item(got, got.word[0] & seq_mask) ? "" : " (a torn page item)");
+}
+
+enum class storage { plain, mirrored };
+
+// A ring over mirrored storage, or built the plain way (on the heap: rings do not move).
+template <class Ring, class... Args>
+std::unique_ptr<Ring> make_ring(storage kind, Args... args) {
+  if (kind == storage::mirrored) return std::make_unique<Ring>(sluice::mirrored, args...);
+  return std::make_unique<Ring>(args...);
+}
+
+// The mirrored hand-off tests need 4 KiB pages for their page-sized items to keep the
+// capacities they are written for.
+bool page_items_fit() { return sluice::mirrored_storage::page_size() == sizeof(page_item); }
 
 // Fails the process if a test makes no progress for `limit`: the untimed calls of the close()
 // rounds would otherwise hang ctest on a lost wake-up. kick() after each unit of progress.
@@ -309,8 +379,10 @@ struct spsc_report {
   std::uint64_t wakeups = 0, consumer_wakeups = 0, producer_wakeups = 0;
 };
 
-void spsc_produce(sluice::spsc_ring<std::uint64_t>& ring, std::uint64_t items, spsc_mode mode, std::uint64_t seed,
-                  const acknowledgment& ack, side_log& log) {
+template <class Ring>
+void spsc_produce(Ring& ring, std::uint64_t items, spsc_mode mode, std::uint64_t seed, const acknowledgment& ack,
+                  side_log& log) {
+  using Item = typename Ring::value_type;
   std::mt19937_64 rng(mix(seed ^ 0x1111));
   dawdler slow(mix(seed ^ 0x2222), role::producer);
   const std::size_t cap = ring.capacity();
@@ -335,7 +407,7 @@ void spsc_produce(sluice::spsc_ring<std::uint64_t>& ring, std::uint64_t items, s
     if (up_to ? (g.size() < min_free || g.size() > n) : g.size() != n)
       return fail("a grant of " + std::to_string(g.size()) + " for n = " + std::to_string(n) +
                   (up_to ? ", min_free = " + std::to_string(min_free) : std::string()));
-    for (std::size_t i = 0; i < g.size(); ++i) g[i] = item_of(next + i);
+    for (std::size_t i = 0; i < g.size(); ++i) g[i] = make_item<Item>(next + i);
     const std::size_t k = (mode != spsc_mode::one_at_a_time && rng() % 4 == 0) ? 1 + rng() % g.size() : g.size();
     const bool lockstep = mode != spsc_mode::water_marks && lockstep_phase(next);
     slow.jitter();
@@ -350,8 +422,9 @@ void spsc_produce(sluice::spsc_ring<std::uint64_t>& ring, std::uint64_t items, s
   }
 }
 
-std::uint64_t spsc_consume(sluice::spsc_ring<std::uint64_t>& ring, std::uint64_t items, spsc_mode mode,
-                           std::uint64_t seed, acknowledgment& ack, side_log& log, watchdog& dog) {
+template <class Ring>
+std::uint64_t spsc_consume(Ring& ring, std::uint64_t items, spsc_mode mode, std::uint64_t seed, acknowledgment& ack,
+                           side_log& log, watchdog& dog) {
   std::mt19937_64 rng(mix(seed ^ 0x3333));
   dawdler slow(mix(seed ^ 0x4444), role::consumer);
   const std::size_t cap = ring.capacity();
@@ -377,7 +450,7 @@ std::uint64_t spsc_consume(sluice::spsc_ring<std::uint64_t>& ring, std::uint64_t
     if (mode == spsc_mode::one_at_a_time && g.size() != 1) return fail("a read of capacity 1 returned " + std::to_string(g.size()));
     const std::size_t k = (mode != spsc_mode::one_at_a_time && rng() % 4 == 0) ? 1 + rng() % g.size() : g.size();
     for (std::size_t i = 0; i < k; ++i, ++next)
-      if (g[i] != item_of(next)) return fail(item_error(g[i], next));
+      if (!is_item(g[i], next)) return fail(item_error(g[i], next));
     ack.publish(next);
     slow.dawdle(next);  // holding the grant: the producer falls asleep for room
     slow.jitter();
@@ -387,10 +460,14 @@ std::uint64_t spsc_consume(sluice::spsc_ring<std::uint64_t>& ring, std::uint64_t
   return next;
 }
 
-spsc_report run_spsc(std::size_t capacity, std::uint64_t items, spsc_mode mode) {
+template <class Item = std::uint64_t>
+spsc_report run_spsc(std::size_t capacity, std::uint64_t items, spsc_mode mode, storage kind = storage::plain) {
   const std::uint64_t seed = test_seed();
   SCOPED_TRACE("seed " + std::to_string(seed) + " (set SLUICE_STRESS_SEED to reuse)");
-  sluice::spsc_ring<std::uint64_t> ring(capacity);
+  const auto made = make_ring<sluice::spsc_ring<Item>>(kind, capacity);
+  auto& ring = *made;
+  EXPECT_EQ(ring.capacity(), capacity);
+  EXPECT_EQ(ring.mirrored(), kind == storage::mirrored);
   watchdog dog("spsc_ring hand-offs", watchdog_limit);
   acknowledgment ack;
   side_log producer_log, consumer_log;
@@ -417,9 +494,9 @@ spsc_report run_spsc(std::size_t capacity, std::uint64_t items, spsc_mode mode) 
   rep.consumer_wakeups = ta::consumer_wakeups(ring);
   rep.producer_wakeups = ta::producer_wakeups(ring);
   EXPECT_EQ(rep.wakeups, rep.consumer_wakeups + rep.producer_wakeups);
-  std::printf("[   info   ] %s, capacity %zu: %llu items, %llu blocking reservations, %llu blocking reads in %s;\n"
+  std::printf("[   info   ] %s, capacity %zu%s: %llu items, %llu blocking reservations, %llu blocking reads in %s;\n"
               "[   info   ]   wake-ups: %llu of the consumer, %llu of the producer; longest wait %s / %s\n",
-              fence_mode(), capacity, static_cast<unsigned long long>(items),
+              fence_mode(), capacity, kind == storage::mirrored ? " (mirrored)" : "", static_cast<unsigned long long>(items),
               static_cast<unsigned long long>(rep.producer_calls), static_cast<unsigned long long>(rep.consumer_calls),
               ms(took).c_str(), static_cast<unsigned long long>(rep.consumer_wakeups),
               static_cast<unsigned long long>(rep.producer_wakeups), ms(producer_log.longest).c_str(),
@@ -456,6 +533,33 @@ TEST(waiting_stress, CapacitySevenRandomChunks) {
 
 TEST(waiting_stress, WaterMarksBothSides) {
   const spsc_report r = run_spsc(16, at_least(chunks / 2, 10000), spsc_mode::water_marks);
+  expect_real_sleeps(r, std::min(r.producer_calls, r.consumer_calls));
+}
+
+TEST(waiting_stress, MirroredCapacityOneOneItemAtATime) {
+  if (!page_items_fit()) GTEST_SKIP() << "needs 4 KiB pages";
+  const std::uint64_t items = at_least(mirrored_chunks / 4, 20000);
+  const spsc_report r = run_spsc<page_item>(1, items, spsc_mode::one_at_a_time, storage::mirrored);
+  EXPECT_EQ(r.producer_calls, items);
+  EXPECT_EQ(r.consumer_calls, items);
+  expect_real_sleeps(r, items);
+}
+
+TEST(waiting_stress, MirroredCapacityThreeRandomChunks) {
+  if (!page_items_fit()) GTEST_SKIP() << "needs 4 KiB pages";
+  const spsc_report r = run_spsc<page_item>(3, at_least(mirrored_chunks / 4, 10000), spsc_mode::random_chunks, storage::mirrored);
+  expect_real_sleeps(r, std::min(r.producer_calls, r.consumer_calls));
+}
+
+TEST(waiting_stress, MirroredCapacitySevenRandomChunks) {
+  if (!page_items_fit()) GTEST_SKIP() << "needs 4 KiB pages";
+  const spsc_report r = run_spsc<page_item>(7, at_least(mirrored_chunks / 4, 10000), spsc_mode::random_chunks, storage::mirrored);
+  expect_real_sleeps(r, std::min(r.producer_calls, r.consumer_calls));
+}
+
+TEST(waiting_stress, MirroredWaterMarksBothSides) {
+  if (!page_items_fit()) GTEST_SKIP() << "needs 4 KiB pages";
+  const spsc_report r = run_spsc<page_item>(16, at_least(mirrored_chunks / 2, 10000), spsc_mode::water_marks, storage::mirrored);
   expect_real_sleeps(r, std::min(r.producer_calls, r.consumer_calls));
 }
 
@@ -639,10 +743,13 @@ enum class record_mode {
 };
 
 template <class Ring>
-void run_records(std::size_t capacity, unsigned producers, std::uint64_t per_producer, record_mode mode) {
+void run_records(std::size_t capacity, unsigned producers, std::uint64_t per_producer, record_mode mode,
+                 storage kind = storage::plain) {
   const std::uint64_t seed = test_seed();
   SCOPED_TRACE("seed " + std::to_string(seed) + " (set SLUICE_STRESS_SEED to reuse)");
-  Ring ring(capacity);
+  const auto made = make_ring<Ring>(kind, capacity);
+  Ring& ring = *made;
+  ASSERT_EQ(ring.mirrored(), kind == storage::mirrored);
   const std::size_t max_length = ring.max_record_size();
   ASSERT_GE(max_length, meta_size);
   std::uint64_t expected = 0;
@@ -711,6 +818,20 @@ TEST(waiting_stress, SpscRecordRingLockstep) {
   run_records<sluice::spsc_record_ring>(256, 1, at_least(chunks / 8, 10000), record_mode::lockstep);
 }
 
+// One page each: records of 24 to 4088 bytes, so most reservations wait for room, and a good
+// part of the records run past the end of the storage.
+TEST(waiting_stress, MirroredMpscRecordRingThreeProducers) {
+  run_records<sluice::mpsc_record_ring>(4096, 3, at_least(mirrored_chunks / 32, 5000), record_mode::water_marks, storage::mirrored);
+}
+
+TEST(waiting_stress, MirroredSpscRecordRingWaterMarks) {
+  run_records<sluice::spsc_record_ring>(4096, 1, at_least(mirrored_chunks / 16, 10000), record_mode::water_marks, storage::mirrored);
+}
+
+TEST(waiting_stress, MirroredSpscRecordRingLockstep) {
+  run_records<sluice::spsc_record_ring>(4096, 1, at_least(mirrored_chunks / 16, 10000), record_mode::lockstep, storage::mirrored);
+}
+
 // -------------------------------------------------------------------------- close() under load
 
 // How the threads of a round behave until close():
@@ -745,11 +866,15 @@ void close_after(Ring& ring, std::chrono::microseconds delay, variant var, close
 }
 
 // One round on a record ring. Returns an error message, empty on success.
+// Over mirrored storage every capacity rounds up to a page or more.
 template <class Ring>
-std::string close_round_records(std::uint64_t seed, unsigned producers, close_tally& tally) {
+std::string close_round_records(std::uint64_t seed, unsigned producers, close_tally& tally, storage kind = storage::plain) {
   std::mt19937_64 rng(seed);
   static constexpr std::size_t capacities[] = {64, 128, 256, 1024};
-  Ring ring(capacities[rng() % 4]);
+  static constexpr std::size_t mirrored_capacities[] = {4096, 4096, 8192, 12288};
+  const std::size_t pick = static_cast<std::size_t>(rng() % 4);
+  const auto made = make_ring<Ring>(kind, kind == storage::mirrored ? mirrored_capacities[pick] : capacities[pick]);
+  Ring& ring = *made;
   const std::size_t max_length = std::min<std::size_t>(ring.max_record_size(), 200);
   const auto var = static_cast<variant>(rng() % static_cast<unsigned>(variant::count));
   const auto delay = std::chrono::microseconds(var == variant::free_running ? rng() % 2000 : 300 + rng() % 700);
@@ -838,10 +963,12 @@ std::string close_round_records(std::uint64_t seed, unsigned producers, close_ta
   return {};
 }
 
-// One round on an spsc_ring<uint64_t>: exact and up-to reservations, reads with water marks.
-std::string close_round_spsc(std::uint64_t seed, close_tally& tally) {
+// One round on an spsc_ring<Item>: exact and up-to reservations, reads with water marks.
+template <class Item = std::uint64_t>
+std::string close_round_spsc(std::uint64_t seed, close_tally& tally, storage kind = storage::plain) {
   std::mt19937_64 rng(seed);
-  sluice::spsc_ring<std::uint64_t> ring(1 + rng() % 16);
+  const auto made = make_ring<sluice::spsc_ring<Item>>(kind, static_cast<std::size_t>(1 + rng() % 16));
+  auto& ring = *made;
   const std::size_t cap = ring.capacity();
   const auto var = static_cast<variant>(rng() % static_cast<unsigned>(variant::count));
   const auto delay = std::chrono::microseconds(var == variant::free_running ? rng() % 2000 : 300 + rng() % 700);
@@ -859,7 +986,7 @@ std::string close_round_spsc(std::uint64_t seed, close_tally& tally) {
           if (!ring.closed()) producer_error = "a reservation returned an empty grant on an open ring";
           break;
         }
-        for (std::size_t i = 0; i < g.size(); ++i) g[i] = item_of(committed + i);
+        for (std::size_t i = 0; i < g.size(); ++i) g[i] = make_item<Item>(committed + i);
         if (prng() % 64 == 0) std::this_thread::sleep_for(std::chrono::microseconds(prng() % 300));
         const std::size_t k = 1 + prng() % g.size();
         g.commit(k);
@@ -881,7 +1008,7 @@ std::string close_round_spsc(std::uint64_t seed, close_tally& tally) {
           break;
         }
         for (std::size_t i = 0; i < g.size(); ++i, ++received)
-          if (g[i] != item_of(received)) {
+          if (!is_item(g[i], received)) {
             consumer_error = item_error(g[i], received);
             return;
           }
@@ -894,7 +1021,7 @@ std::string close_round_spsc(std::uint64_t seed, close_tally& tally) {
   if (!consumer_error.empty()) return consumer_error;
   for (auto g = ring.try_read(); g; g = ring.try_read()) {  // committed after the consumer's last read
     for (std::size_t i = 0; i < g.size(); ++i, ++received)
-      if (g[i] != item_of(received)) return item_error(g[i], received);
+      if (!is_item(g[i], received)) return item_error(g[i], received);
     g.release();
   }
   if (received != committed) return "committed " + std::to_string(committed) + " items, received " + std::to_string(received);
@@ -940,6 +1067,25 @@ TEST(waiting_stress, CloseWakesEveryoneSpscRecordRing) {
 TEST(waiting_stress, CloseWakesEveryoneMpscRecordRing) {
   run_close_rounds("mpsc_record_ring", close_rounds, [](std::uint64_t seed, close_tally& t) {
     return close_round_records<sluice::mpsc_record_ring>(seed, 1 + static_cast<unsigned>(seed % 3) + 1, t);
+  });
+}
+
+TEST(waiting_stress, MirroredCloseWakesEveryoneSpscRing) {
+  if (!page_items_fit()) GTEST_SKIP() << "needs 4 KiB pages";
+  run_close_rounds("mirrored spsc_ring", close_rounds, [](std::uint64_t seed, close_tally& t) {
+    return close_round_spsc<page_item>(seed, t, storage::mirrored);
+  });
+}
+
+TEST(waiting_stress, MirroredCloseWakesEveryoneSpscRecordRing) {
+  run_close_rounds("mirrored spsc_record_ring", close_rounds, [](std::uint64_t seed, close_tally& t) {
+    return close_round_records<sluice::spsc_record_ring>(seed, 1, t, storage::mirrored);
+  });
+}
+
+TEST(waiting_stress, MirroredCloseWakesEveryoneMpscRecordRing) {
+  run_close_rounds("mirrored mpsc_record_ring", close_rounds, [](std::uint64_t seed, close_tally& t) {
+    return close_round_records<sluice::mpsc_record_ring>(seed, 1 + static_cast<unsigned>(seed % 3) + 1, t, storage::mirrored);
   });
 }
 
@@ -995,6 +1141,69 @@ TEST(waiting_stress, MpscWaterMarkGivesWayWhenTheHeadRecordCompletes) {
   EXPECT_LT(read_took, 1s) << "the consumer slept on its water mark while a producer was stuck for room";
   EXPECT_TRUE(c_got_room);
   EXPECT_LT(reserve_took, 1s);
+}
+
+// The same over mirrored storage of one page, with B's record running past the end of the
+// storage (the cursors start at 2048), and untimed calls: if the commit of A's record does not
+// wake the consumer, consumer and C sleep on each other and the watchdog fails the test. Nothing
+// about time is asserted; the sleeps only let each thread get to its futex.
+TEST(waiting_stress, MirroredMpscWaterMarkGivesWayWhenTheHeadRecordCompletes) {
+  sluice::mpsc_record_ring ring(sluice::mirrored, 4096);
+  const std::size_t cap = ring.capacity();
+  ASSERT_EQ(cap, 4096u);
+  watchdog dog("the mirrored head-record water mark", watchdog_limit);
+  {
+    auto g = ring.try_reserve(2040);  // footprint 2048: the cursors move to 2048
+    ASSERT_TRUE(g);
+    g.commit();
+    auto b = ring.try_read();
+    ASSERT_EQ(b.size(), 1u);
+    b.release();
+  }
+  auto a = ring.try_reserve(16);  // producer A (this thread): footprint 24, at the head, in flight
+  ASSERT_TRUE(a);
+  std::memset(a.data(), 0xAA, 16);
+  const std::size_t b_size = cap - 24 - 112 - 8;  // leaves 112 bytes free
+  const std::byte* b_data = nullptr;
+  {
+    auto b = ring.try_reserve(b_size);  // producer B: committed behind A, across the seam
+    ASSERT_TRUE(b);
+    b_data = b.data();
+    for (std::size_t i = 0; i < b_size; ++i) b.data()[i] = static_cast<std::byte>(mix(i));
+    b.commit();
+  }
+  ASSERT_GT(b_data + b_size, a.data() - 2048 - 8 + cap) << "B's record should run past the end of the storage";
+  std::size_t records = 0;
+  bool b_intact = false, c_got_room = false;
+  {
+    std::jthread consumer([&] {
+      auto batch = ring.read(cap);  // untimed: only the commit of A (or a producer stuck) can end it
+      records = batch.size();
+      std::size_t i = 0;
+      for (const std::span<const std::byte> rec : batch) {
+        if (i++ == 1) {
+          b_intact = rec.data() == b_data && rec.size() == b_size;
+          for (std::size_t j = 0; b_intact && j < b_size; ++j) b_intact = rec[j] == static_cast<std::byte>(mix(j));
+        }
+      }
+      batch.release();
+    });
+    std::this_thread::sleep_for(200ms);  // the consumer sleeps: nothing is ready
+    std::jthread producer_c([&] {
+      auto c = ring.reserve(120);  // footprint 128, 112 free: sleeps, untimed
+      c_got_room = static_cast<bool>(c);
+      if (c) c.commit();
+    });
+    std::this_thread::sleep_for(200ms);  // C sleeps for room
+    a.commit();  // two records ready, 3984 of 4096 bytes, a producer stuck: the consumer must return
+  }  // joined
+  EXPECT_EQ(records, 2u);
+  EXPECT_TRUE(b_intact) << "the record across the seam did not arrive intact";
+  EXPECT_TRUE(c_got_room);
+  auto c = ring.try_read();
+  EXPECT_EQ(c.size(), 1u);
+  c.release();
+  EXPECT_EQ(ring.size_approx(), 0u);
 }
 
 // ---------------------------------------------------------------------------------- fence mode
