@@ -10,11 +10,15 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #if defined(__linux__)
 #include <fcntl.h>
@@ -136,13 +140,16 @@ segment segment::create(std::string_view name, const segment_layout& layout, uns
   }
   s.front_size_ = data_offset;
   s.layout_ = layout;
+  struct stat st {};
+  if (::fstat(fd.fd, &st) == 0) s.file_ = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
   // A new file reads as zeros: the process table is empty. The header, last its ready flag.
   auto* h = new (s.front_) segment_header{};
   h->magic = segment_magic;
   h->version = layout_version;
   h->kind = static_cast<std::uint32_t>(layout.kind);
   h->element_size = layout.element_size;
-  h->flags = (layout.mirrored ? flag_mirrored : 0) | (layout.asymmetric ? flag_asymmetric : 0);
+  h->flags = (layout.mirrored ? flag_mirrored : 0) | (layout.asymmetric ? flag_asymmetric : 0) |
+             (layout.waitable ? flag_waitable : 0);
   h->capacity = layout.capacity;
   h->data_bytes = layout.data_bytes;
   h->control_offset = control_offset;
@@ -207,7 +214,11 @@ segment segment::open(std::string_view name, const segment_layout& expected, std
     refuse(name, "has a control block of " + std::to_string(h.control_size) + " bytes at " +
                      std::to_string(h.control_offset) + ", not " + std::to_string(expected.control_size) + " at " +
                      std::to_string(control_offset) + " (built by an incompatible version of sluice)");
-  if ((h.flags & ~(flag_mirrored | flag_asymmetric)) != 0) refuse(name, "has unknown flags set");
+  if ((h.flags & ~(flag_mirrored | flag_asymmetric | flag_waitable)) != 0) refuse(name, "has unknown flags set");
+  if (((h.flags & flag_waitable) != 0) != expected.waitable)
+    refuse(name, std::string("was made with the ") + ((h.flags & flag_waitable) ? "waitable" : "no_waiting") +
+                     " policy, this ring has the " + (expected.waitable ? "waitable" : "no_waiting") +
+                     " one (a no_waiting process would never wake a sleeper)");
   const bool mirrored = (h.flags & flag_mirrored) != 0;
   if (h.capacity == 0 || h.element_size == 0 || h.capacity > (std::uint64_t{1} << 48) / h.element_size)
     refuse(name, "has an impossible capacity (" + std::to_string(h.capacity) + ")");
@@ -226,8 +237,9 @@ segment segment::open(std::string_view name, const segment_layout& expected, std
   s.name_ = n;
   map_parts(fd.fd, name, h.data_offset, h.data_bytes, mirrored, s.front_, s.data_);
   s.front_size_ = h.data_offset;
-  s.layout_ = {kind, h.element_size, h.capacity, h.data_bytes, h.control_size, mirrored,
-               (h.flags & flag_asymmetric) != 0};
+  s.layout_ = {kind,     h.element_size, h.capacity, h.data_bytes, h.control_size, mirrored,
+               (h.flags & flag_asymmetric) != 0, (h.flags & flag_waitable) != 0};
+  s.file_ = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
   return s;
 }
 
@@ -242,23 +254,57 @@ segment::~segment() {
   if (front_) ::munmap(front_, front_size_);
 }
 
-std::uint32_t this_process() noexcept { return static_cast<std::uint32_t>(::getpid()); }
+namespace {
 
-bool process_alive(std::uint32_t pid) noexcept {
-  if (pid == 0) return false;
+// The start time (clock ticks after boot) in /proc/<pid>/stat, and whether the process is a
+// zombie; false if there is no such process.
+bool read_stat(std::uint32_t pid, std::uint64_t& start, bool& zombie) noexcept {
   char path[32];
   std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  if (std::FILE* f = std::fopen(path, "re")) {
-    char buf[512];
-    const std::size_t got = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    buf[got] = '\0';
-    // "pid (comm) S ...": the state follows the last ')' (comm may hold parentheses).
-    const char* close = std::strrchr(buf, ')');
-    if (close && close[1] == ' ') return close[2] != 'Z' && close[2] != 'X';
-    return true;
+  std::FILE* f = std::fopen(path, "re");
+  if (!f) return false;
+  char buf[1024];
+  const std::size_t got = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[got] = '\0';
+  // "pid (comm) S ppid ...": fields after the last ')' (comm may hold parentheses); the state
+  // is field 3, the start time field 22.
+  const char* at = std::strrchr(buf, ')');
+  if (!at || at[1] != ' ') return false;
+  zombie = at[2] == 'Z' || at[2] == 'X';
+  at += 2;
+  for (int field = 3; field < 22 && at; ++field) {
+    at = std::strchr(at, ' ');
+    if (at) ++at;
   }
-  // No /proc entry: gone (or /proc is not mounted; then ask the kernel).
+  start = at ? std::strtoull(at, nullptr, 10) : 0;
+  return true;
+}
+
+}  // namespace
+
+std::uint64_t this_process() noexcept {
+  // Cached per pid: a forked child computes its own.
+  static std::atomic<std::uint64_t> cached{0};  // relaxed: any thread computes the same value
+  const auto pid = static_cast<std::uint32_t>(::getpid());
+  std::uint64_t me = cached.load(std::memory_order_relaxed);
+  if (pid_of(me) != pid) {
+    std::uint64_t start = 0;
+    bool zombie = false;
+    (void)read_stat(pid, start, zombie);
+    me = (start << 32) | pid;
+    cached.store(me, std::memory_order_relaxed);
+  }
+  return me;
+}
+
+bool process_alive(std::uint64_t holder) noexcept {
+  const std::uint32_t pid = pid_of(holder);
+  if (pid == 0) return false;
+  std::uint64_t start = 0;
+  bool zombie = false;
+  if (read_stat(pid, start, zombie)) return !zombie && static_cast<std::uint32_t>(start) == (holder >> 32);
+  // No /proc entry: gone (or /proc is not mounted; then ask the kernel about the pid alone).
   if (::access("/proc/self/stat", F_OK) == 0) return false;
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
 }
@@ -273,21 +319,62 @@ segment segment::open(std::string_view name, const segment_layout&, std::chrono:
 }
 void segment::publish() noexcept {}
 segment::~segment() = default;
-std::uint32_t this_process() noexcept { return 0; }
-bool process_alive(std::uint32_t) noexcept { return true; }
+std::uint64_t this_process() noexcept { return 1; }
+bool process_alive(std::uint64_t) noexcept { return true; }
 
 #endif
 
-bool claim_slot(process_slot& slot, bool take_dead) noexcept {
-  const std::uint32_t me = this_process();
-  // Acquire on success pairs with the release of the previous holder (or of the consumer that
-  // freed the slot): what they left in the slot and the ring is visible to us.
-  std::uint32_t held = slot.pid.load(std::memory_order_acquire);
+namespace {
+
+// The slots this process's ring objects hold: (pid, device, inode, offset in the segment).
+// The pid keeps a forked child from counting its parent's objects as its own.
+using slot_key = std::tuple<std::uint32_t, std::uint64_t, std::uint64_t, std::uint64_t>;
+std::mutex held_mutex;
+std::set<slot_key>& held_slots() {
+  static std::set<slot_key> held;
+  return held;
+}
+
+slot_key key_of(const std::pair<std::uint64_t, std::uint64_t>& file, const std::byte* front, const process_slot& slot) {
+  return {pid_of(this_process()), file.first, file.second,
+          static_cast<std::uint64_t>(reinterpret_cast<const std::byte*>(&slot) - front)};
+}
+
+}  // namespace
+
+bool claim_slot(const segment& seg, process_slot& slot, bool take_dead) noexcept {
+  const std::uint64_t me = this_process();
+  std::lock_guard lock(held_mutex);
+  const slot_key key = key_of(seg.file_, seg.front_, slot);
+  if (held_slots().count(key)) return false;  // another ring object of this process
+  // Acquire on success pairs with the previous holder's release (release_slot()): what it left
+  // in the slot and the ring is visible to us.
+  std::uint64_t held = slot.holder.load(std::memory_order_acquire);
   for (;;) {
-    if (held == me) return true;
-    if (held != 0 && (!take_dead || process_alive(held))) return false;
-    if (slot.pid.compare_exchange_weak(held, me, std::memory_order_acq_rel, std::memory_order_acquire)) return true;
+    // Ours already: a ring object of this process that ended without releasing it.
+    const bool free = held == 0 || held == me || (take_dead && !process_alive(held));
+    if (!free) return false;
+    if (slot.holder.compare_exchange_weak(held, me, std::memory_order_acq_rel, std::memory_order_acquire)) break;
   }
+  try {
+    held_slots().insert(key);
+  } catch (...) {  // out of memory: give the slot back rather than hold it untracked
+    slot.holder.store(0, std::memory_order_release);
+    return false;
+  }
+  return true;
+}
+
+void release_slot(const segment& seg, process_slot& slot) noexcept {
+  forget_slot(seg, slot);
+  // Release pairs with the next holder's claim: everything we did is visible to it.
+  std::uint64_t me = this_process();
+  slot.holder.compare_exchange_strong(me, 0, std::memory_order_release, std::memory_order_relaxed);
+}
+
+void forget_slot(const segment& seg, process_slot& slot) noexcept {
+  std::lock_guard lock(held_mutex);
+  held_slots().erase(key_of(seg.file_, seg.front_, slot));
 }
 
 }  // namespace detail

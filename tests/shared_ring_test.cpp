@@ -40,8 +40,10 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace sluice::detail {
@@ -59,6 +61,7 @@ struct test_access {
   // process, so it may take the slot over) and nothing is undone.
   template <class Ring>
   static void abandon(Ring& r) {
+    forget_slot(r.segment_, *r.role_slot_);
     r.role_slot_ = nullptr;
   }
   template <class Ring>
@@ -144,6 +147,34 @@ class pipe_signal {
  private:
   int fds_[2]{-1, -1};
 };
+
+// A consumer process that attaches and sleeps in a wait for `mark` is killed there: its
+// announcement stays in the segment until a successor attaches, which clears it (and the water
+// mark it held out for). Returns the successor.
+template <class Ring>
+std::unique_ptr<Ring> dead_sleeper_is_cleared(Ring& producer, const segment_name& name, std::size_t mark) {
+  pipe_signal attached;
+  const pid_t child = spawn([&] {
+    Ring consumer(sluice::open_shared, name, as(role::consumer));
+    attached.notify();
+    (void)consumer.try_read_for(std::chrono::seconds(60), mark);
+    return 0;
+  });
+  EXPECT_TRUE(attached.wait());
+  auto& sleepers = sluice::detail::test_access::control(producer).consumer_wait;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!sleepers.has_sleepers() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(sleepers.has_sleepers()) << "the consumer never went to sleep";
+  EXPECT_TRUE(sleepers.holding_out());
+  ::kill(child, SIGKILL);
+  EXPECT_EQ(wait_for(child), 128 + SIGKILL);
+  EXPECT_TRUE(sleepers.has_sleepers()) << "a dead sleeper's announcement stays until a successor attaches";
+  auto successor = std::make_unique<Ring>(sluice::open_shared, name, as(role::consumer));
+  EXPECT_FALSE(sleepers.has_sleepers());
+  EXPECT_FALSE(sleepers.holding_out());
+  return successor;
+}
 
 // ---------------------------------------------------------------------------- record contents
 
@@ -685,6 +716,17 @@ TYPED_TEST(SharedRecordRing, AttachRefusals) {
   }
 }
 
+// A consumer that died asleep leaves its announcement; its successor clears it.
+TYPED_TEST(SharedRecordRing, SuccessorClearsADeadSleeper) {
+  segment_name name("records-sleeper");
+  TypeParam producer(sluice::create_shared, name, 4096, as(role::producer));
+  const auto successor = dead_sleeper_is_cleared(producer, name, 64);
+  auto g = producer.try_reserve(3);
+  ASSERT_TRUE(g);
+  g.commit();
+  EXPECT_EQ(successor->try_read().size(), 1u);
+}
+
 // Calls of the other role are refused.
 TYPED_TEST(SharedRecordRing, CallsOfTheOtherRoleThrow) {
   segment_name name("records-roles");
@@ -777,7 +819,7 @@ TEST(SharedSpscRing, AttachRefusals) {
   poke(0, 0x52434c53);  // restore the magic's low half
   poke(8, 99);          // version
   expect_refusal("layout version 99");
-  poke(8, 1);
+  poke(8, sluice::detail::layout_version);
   poke(24, 7);  // capacity, low half: the check word no longer matches
   expect_refusal("corrupt header");
   poke(24, 100);
@@ -815,6 +857,84 @@ TEST(SharedSpscRing, CorruptCursorThrowsInsteadOfStraying) {
   EXPECT_THROW((void)consumer.read_some(dst), sluice::corrupt_ring);
   ta::control(producer).write.store(1);
   EXPECT_EQ(consumer.try_pop(), 1u);
+}
+
+// A role slot whose holder word names a pid that now belongs to a process started at another
+// time (a reused pid) reads as free; one ring object per role and process.
+TEST(SharedSpscRing, ReusedPidAndSecondObjectInOneProcess) {
+  segment_name name("items-holder");
+  item_ring consumer(sluice::create_shared, name, 64, as(role::consumer));
+  try {
+    item_ring twin(sluice::open_shared, name, as(role::consumer));
+    ADD_FAILURE() << "two ring objects of one process hold the consumer role";
+  } catch (const sluice::attach_error& e) {
+    EXPECT_NE(std::string(e.what()).find("consumer role is held by process " + std::to_string(::getpid())),
+              std::string::npos)
+        << e.what();
+  }
+  {
+    item_ring producer(sluice::open_shared, name, as(role::producer));
+    ASSERT_TRUE(producer.try_push(7));
+    // The producer slot now names our pid with another start time: the pid was reused.
+    sluice::detail::process_slot& slot = ta::slot(producer);
+    ta::abandon(producer);
+    const std::uint64_t me = sluice::detail::this_process();
+    slot.holder.store(me + (std::uint64_t{1} << 32));
+    EXPECT_FALSE(sluice::detail::process_alive(slot.holder.load()));
+    EXPECT_TRUE(sluice::detail::process_alive(me));
+  }
+  item_ring successor(sluice::open_shared, name, as(role::producer));
+  ASSERT_TRUE(successor.try_push(8));
+  EXPECT_EQ(consumer.try_pop(), 7u);
+  EXPECT_EQ(consumer.try_pop(), 8u);
+}
+
+TEST(SharedSpscRing, WaitPolicyMismatchIsRefused) {
+  segment_name name("items-policy");
+  item_ring consumer(sluice::create_shared, name, 64, as(role::consumer));
+  try {
+    sluice::spsc_ring<std::uint64_t, sluice::no_waiting> producer(sluice::open_shared, name, as(role::producer));
+    ADD_FAILURE() << "a no_waiting producer attached to a waitable ring";
+  } catch (const sluice::attach_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no_waiting"), std::string::npos) << e.what();
+  }
+}
+
+// A consumer that died asleep leaves its announcement; its successor clears it, so that the
+// producer's commits stop taking the slow path.
+TEST(SharedSpscRing, SuccessorClearsADeadSleeper) {
+  segment_name name("items-sleeper");
+  item_ring producer(sluice::create_shared, name, 64, as(role::producer));
+  const auto successor = dead_sleeper_is_cleared(producer, name, 8);
+  ASSERT_TRUE(producer.try_push(1));
+  EXPECT_EQ(successor->try_pop(), 1u);
+}
+
+// A skipped tail a correct producer cannot have stored: beyond the storage, or any over
+// mirrored storage (which never skips), or covering the rest of what is published.
+TEST(SharedSpscRing, CorruptSkipThrowsInsteadOfStraying) {
+  for (const bool mirrored : {false, true}) {
+    segment_name name("items-corrupt-skip");
+    item_ring consumer(sluice::create_shared, name, 64, as(role::consumer, mirrored));
+    item_ring producer(sluice::open_shared, name, as(role::producer));
+    const std::uint64_t capacity = consumer.capacity();
+    ASSERT_TRUE(producer.try_push(1));
+    auto& c = ta::control(producer);
+    c.skip_index.store(mirrored ? 1 : capacity);
+    EXPECT_THROW((void)consumer.try_read(), sluice::corrupt_ring) << "mirrored: " << mirrored;
+    EXPECT_THROW((void)consumer.try_read_for(1ms, 1), sluice::corrupt_ring) << "mirrored: " << mirrored;
+    EXPECT_THROW((void)consumer.try_read_for(1ms, 2), sluice::corrupt_ring) << "mirrored: " << mirrored;
+    EXPECT_FALSE(c.consumer_wait.holding_out()) << "a wait that throws withdraws its water mark";
+    c.skip_index.store(0);
+    EXPECT_EQ(consumer.try_pop(), 1u);
+    if (mirrored) continue;
+    // The consumer stands at index 1; a skip there with write ending inside it.
+    c.skip_index.store(1);
+    c.write.store(capacity);  // one element short of what a correct producer publishes
+    EXPECT_THROW((void)consumer.try_pop(), sluice::corrupt_ring);
+    EXPECT_THROW((void)consumer.try_read(), sluice::corrupt_ring);
+    EXPECT_EQ(c.read.load(), 1u) << "a refused jump publishes nothing";
+  }
 }
 
 TEST(SharedSpscRing, CallsOfTheOtherRoleThrow) {

@@ -160,7 +160,7 @@ class basic_record_ring {
     const bool asymmetric = use_asymmetric_shared();
     size_type bytes = capacity_;
     if (options.mirrored) bytes = checked_capacity(mirrored_storage::rounded_size(capacity, record_alignment));
-    segment_ = detail::segment::create(name, {kind, 1, bytes, bytes, sizeof(control), options.mirrored, asymmetric},
+    segment_ = detail::segment::create(name, {kind, 1, bytes, bytes, sizeof(control), options.mirrored, asymmetric, Wait::enabled},
                                        options.permissions);
     ctl_ = new (segment_.control()) control(asymmetric, true);
     attach(options.role);
@@ -174,7 +174,7 @@ class basic_record_ring {
   /// (another kind of ring, a corrupt header, the role is taken, no producer slot free) or
   /// mapping_error; nothing stays mapped then.
   basic_record_ring(open_shared_t, std::string_view name, const shared_options& options = {}) : capacity_(min_capacity) {
-    segment_ = detail::segment::open(name, {kind, 1, 0, 0, sizeof(control), false, false}, options.attach_timeout);
+    segment_ = detail::segment::open(name, {kind, 1, 0, 0, sizeof(control), false, false, Wait::enabled}, options.attach_timeout);
     const detail::segment_layout& layout = segment_.layout();
     if (layout.capacity < min_capacity || layout.capacity > max_capacity || layout.capacity % record_alignment != 0)
       throw attach_error(segment_.describe("has a capacity of " + std::to_string(layout.capacity) +
@@ -192,11 +192,7 @@ class basic_record_ring {
 
   ~basic_record_ring() {
     if (owned_) ::operator delete(static_cast<void*>(data_), std::align_val_t{detail::cache_line});
-    if (role_slot_) {
-      // Release pairs with the next holder's claim: everything we did is visible to it.
-      std::uint32_t me = detail::this_process();
-      role_slot_->pid.compare_exchange_strong(me, 0, std::memory_order_release, std::memory_order_relaxed);
-    }
+    if (role_slot_) detail::release_slot(segment_, *role_slot_);
   }
 
   /// Usable bytes: the constructor's size rounded down to a multiple of 8 (over mirrored
@@ -337,7 +333,10 @@ class basic_record_ring {
     enter_read();
     if (!role_slot_) return 0;
     size_type reclaimed = 0;
-    for (;;) {
+    // Each pass reclaims a run of at least 8 bytes, or finds that a producer committed
+    // meanwhile: a correct ring ends within capacity_ / 8 passes and a few retries. The bound
+    // keeps a peer that rewrites headers under our feet from holding us here (call again).
+    for (size_type pass = 0; pass < capacity_ / record_alignment + 64; ++pass) {
       const scan_result r = scan();
       if (r.scanned >= capacity_) break;
       const size_type idx = head_index_ + r.scanned >= capacity_ ? head_index_ + r.scanned - capacity_
@@ -486,9 +485,9 @@ class basic_record_ring {
     check_cursor(head, "the release cursor");
     check_cursor(tail, "the reservation cursor");
     if (r == role::consumer) {
-      if (!detail::claim_slot(table.consumer, true))
+      if (!detail::claim_slot(segment_, table.consumer, true))
         throw attach_error(segment_.describe("its consumer role is held by process " +
-                                             std::to_string(table.consumer.pid.load(std::memory_order_relaxed)) +
+                                             std::to_string(detail::pid_of(table.consumer.holder.load(std::memory_order_relaxed))) +
                                              ", which is alive"));
       role_slot_ = &table.consumer;
       role_ = attached_as::consumer;
@@ -501,17 +500,19 @@ class basic_record_ring {
       if (releasing != head && index_of(releasing) < capacity_ && index_of(releasing) % record_alignment == 0 &&
           distance(head, releasing) <= capacity_)
         release_bytes(static_cast<size_type>(distance(head, releasing)), 0);
+      ctl_->consumer_wait.reset_sleepers();  // a dead predecessor's, if any
       return;
     }
     const unsigned slots = Policy::multi ? detail::max_producer_processes : 1;
     unsigned slot = 0;
-    while (slot < slots && !detail::claim_slot(table.producers[slot], true)) ++slot;
+    while (slot < slots && !detail::claim_slot(segment_, table.producers[slot], true)) ++slot;
     if (slot == slots)
       throw attach_error(segment_.describe(Policy::multi ? "all 64 producer slots are held by live processes"
                                                          : "its producer role is held by a live process"));
     detail::process_slot& mine = table.producers[slot];
     // A new generation: busy headers of a dead predecessor in this slot now read as dead.
-    // Relaxed: published by the claim's own ordering (the pid CAS) to whoever reads the slot.
+    // Relaxed: a consumer reads it only for a busy header tagged with it, whose release (which
+    // recover() acquires) follows this store.
     const std::uint32_t generation = mine.generation.fetch_add(1, std::memory_order_relaxed) + 1;
     mine.claiming.store(0, std::memory_order_relaxed);  // a dead predecessor's claims are its own
     owner_tag_ = (slot << tag_slot_shift) | ((generation & tag_generation_mask) << tag_generation_shift);
@@ -521,7 +522,10 @@ class basic_record_ring {
     if constexpr (!Policy::multi) {
       private_tail_ = tail;  // the predecessor (if any) is gone: nobody else moves it
       cached_head_ = head;
+      ctl_->producer_wait.reset_sleepers();  // a dead predecessor's, if any
     }
+    // Several producer processes share producer_wait: a dead one's announcement stays, and
+    // costs the consumer a futex wake on each release until a live producer sleeps and leaves.
   }
 
   // --- recovery (consumer, shared rings)
@@ -533,11 +537,14 @@ class basic_record_ring {
     const unsigned slot = tag >> tag_slot_shift;
     if (slot >= detail::max_producer_processes) return true;  // no correct producer wrote this
     const detail::process_slot& owner = segment_.processes().producers[slot];
-    // Relaxed: a process takes a slot (pid) before its first reservation tags one.
+    // Relaxed: the generation a busy header names was stored before that header's release,
+    // which recover() acquired; a newer one only makes the header read as gone sooner.
     if ((owner.generation.load(std::memory_order_relaxed) & tag_generation_mask) !=
         ((tag >> tag_generation_shift) & tag_generation_mask))
       return true;
-    return !detail::process_alive(owner.pid.load(std::memory_order_relaxed));
+    // Relaxed: a hint; a stale holder errs towards "alive" (the busy header's release, acquired
+    // by recover(), made the owner's claim of the slot visible).
+    return !detail::process_alive(owner.holder.load(std::memory_order_relaxed));
   }
 
   // Some live producer process is between claiming space and writing its busy header.
@@ -545,7 +552,7 @@ class basic_record_ring {
     for (const detail::process_slot& slot : segment_.processes().producers) {
       // Seq_cst: see recover().
       if (slot.claiming.load(std::memory_order_seq_cst) != 0 &&
-          detail::process_alive(slot.pid.load(std::memory_order_relaxed)))
+          detail::process_alive(slot.holder.load(std::memory_order_relaxed)))  // relaxed: as in owner_gone()
         return true;
     }
     return false;
@@ -651,7 +658,7 @@ class basic_record_ring {
     if (min_bytes > capacity_) detail::throw_too_large("a water mark", min_bytes, "the ring's capacity", capacity_);
     const size_type enough = std::max<size_type>(1, min_bytes);
     const std::uint32_t nudged = ctl_->consumer_wait.nudges();
-    ctl_->consumer_wait.set_holding_out(enough > 1);
+    const detail::holding_out_while holding(ctl_->consumer_wait, enough > 1);
     (void)ctl_->consumer_wait.wait_until_ready(
         enough,
         [&] {
@@ -669,7 +676,6 @@ class basic_record_ring {
           return r.scanned >= enough || ctl_->producer_wait.has_sleepers() || ctl_->consumer_wait.nudges() != nudged;
         },
         deadline, [] {});
-    ctl_->consumer_wait.set_holding_out(false);
     return read_now();
   }
 
@@ -704,7 +710,7 @@ class basic_record_ring {
       std::uint64_t h = ctl_->head.load(std::memory_order_acquire);
       t = ctl_->tail.load(std::memory_order_relaxed);  // only compared and swapped among producers
       for (;;) {
-        check_cursor(t, "the reservation cursor");
+        if constexpr (Shared) check_cursor(t, "the reservation cursor");  // in-process: only we write it
         pad = padding_for(t, footprint);
         if (distance(h, t) + pad + footprint > capacity_) {
           // Full as far as we know: look once more, and give up if nothing moved.
@@ -1089,12 +1095,12 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
 
     iterator() noexcept = default;
     value_type operator*() const noexcept {
-      const std::uint64_t h = ring_->header_at(at_).load(std::memory_order_relaxed);  // see below
-      if (room_ == unchecked) return {ring_->data_ + at_ + header_size, length_of(h)};
+      if (room_ == unchecked) return {ring_->data_ + at_ + header_size, length_of(header_)};
       // Re-checked: in a shared ring a hostile producer could rewrite a header after try_read().
-      const size_type footprint = ring_->checked_footprint(h, at_, room_);
+      // The view and the step past it come from the same load, so views never overlap.
+      const size_type footprint = ring_->checked_footprint(header_, at_, room_);
       if (footprint == 0) return {};
-      return {ring_->data_ + at_ + header_size, std::min(length_of(h), footprint - header_size)};
+      return {ring_->data_ + at_ + header_size, std::min(length_of(header_), footprint - header_size)};
     }
     iterator& operator++() noexcept {
       --left_;
@@ -1116,13 +1122,14 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
         : ring_(ring), at_(at), left_(left), room_(room) {
       if (left_ != 0) skip_non_records();
     }
-    // Relaxed loads: try_read() acquired every header of the batch already, in this thread.
     void step() noexcept {
-      if (advance_past(ring_->header_at(at_).load(std::memory_order_relaxed))) skip_non_records();
+      if (advance_past(header_)) skip_non_records();
     }
+    // Loads the header at each position once. Relaxed: try_read() acquired every header of the
+    // batch already, in this thread.
     void skip_non_records() noexcept {
-      for (std::uint64_t h; left_ != 0 && !is_record(h = ring_->header_at(at_).load(std::memory_order_relaxed));)
-        advance_past(h);
+      while (left_ != 0 && !is_record(header_ = ring_->header_at(at_).load(std::memory_order_relaxed)))
+        advance_past(header_);
     }
     // Moves past the header h at at_. In a shared ring every step is checked against the bytes
     // try_read() scanned, so a header rewritten since (only a hostile peer does that) ends the
@@ -1147,6 +1154,7 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
     size_type at_ = 0;
     size_type left_ = 0;  // records from this one to the end of the batch
     size_type room_ = 0;  // bytes scanned from at_ on, or unchecked
+    std::uint64_t header_ = 0;  // the header at at_, as loaded once
   };
 
   batch() noexcept = default;

@@ -148,7 +148,7 @@ class spsc_ring {
     if (options.mirrored) bytes = mirrored_storage::rounded_size(bytes, sizeof(T));
     segment_ = detail::segment::create(name,
                                        {detail::ring_kind::spsc_ring, sizeof(T), bytes / sizeof(T), bytes,
-                                        sizeof(control), options.mirrored, asymmetric},
+                                        sizeof(control), options.mirrored, asymmetric, Wait::enabled},
                                        options.permissions);
     ctl_ = new (segment_.control()) control(asymmetric, true);
     capacity_ = static_cast<size_type>(segment_.layout().capacity);
@@ -163,7 +163,7 @@ class spsc_ring {
   /// attach_error (not an spsc_ring of this T, a corrupt header, the role is taken) or
   /// mapping_error; nothing stays mapped then.
   spsc_ring(open_shared_t, std::string_view name, const shared_options& options = {}) : capacity_(1) {
-    segment_ = detail::segment::open(name, {detail::ring_kind::spsc_ring, sizeof(T), 0, 0, sizeof(control), false, false},
+    segment_ = detail::segment::open(name, {detail::ring_kind::spsc_ring, sizeof(T), 0, 0, sizeof(control), false, false, Wait::enabled},
                                      options.attach_timeout);
     if (segment_.layout().asymmetric && !detail::enable_global_fences())
       throw attach_error(segment_.describe(
@@ -179,11 +179,7 @@ class spsc_ring {
 
   ~spsc_ring() {
     if (owned_) ::operator delete(static_cast<void*>(data_), storage_alignment);
-    if (role_slot_) {
-      // Release pairs with the next holder's claim: everything we did is visible to it.
-      std::uint32_t me = detail::this_process();
-      role_slot_->pid.compare_exchange_strong(me, 0, std::memory_order_release, std::memory_order_relaxed);
-    }
+    if (role_slot_) detail::release_slot(segment_, *role_slot_);
   }
 
   /// Number of elements the ring holds when full. Any thread.
@@ -452,7 +448,7 @@ class spsc_ring {
       refresh_write();
       if (r_ == cached_write_) return std::nullopt;
     }
-    if (ridx_ == cached_skip_index_) jump_skip();
+    if (ridx_ == cached_skip_index_) pass_skip();
     std::optional<T> value(data_[ridx_]);
     ++r_;
     if (++ridx_ == capacity_) ridx_ = 0;
@@ -466,13 +462,20 @@ class spsc_ring {
 
   // Everything both sides touch: the cursors, the statistics, the sleepers and the closed flag.
   // It lives in the ring (own_), or in a shared-memory segment between processes. Each line is
-  // written by one side only, but for the sleepers' (see detail/wait.hpp) and the last.
+  // written by one side only, but for the sleepers' (see detail/wait.hpp) and the last. A side's
+  // statistics share its cursor's line: a commit or release dirties one line, and the other
+  // side, which loads the cursor anyway, never reads them on its hot path.
   struct control {
     explicit control(bool asymmetric, bool process_shared = false) noexcept
         : consumer_wait(asymmetric, process_shared), producer_wait(asymmetric, process_shared) {}
 
     // Elements the consumer has given back. Written by the consumer, read by the producer.
     alignas(detail::cache_line) std::atomic<std::uint64_t> read{0};
+    std::atomic<std::uint64_t> released{0};    // statistics, by the consumer
+    std::atomic<std::uint64_t> high_water{0};
+    // The read position the consumer publishes after passing a skip, stored just before (see
+    // clear_skip()). Written by the consumer; read only by a consumer attaching.
+    std::atomic<std::uint64_t> passing{0};
 
     // Elements (and skipped tails) the producer has published. Written by the producer, read by
     // the consumer.
@@ -482,15 +485,8 @@ class spsc_ring {
     // skip; never both at once (see the essay). Shares write's line: it changes once a lap at
     // most.
     std::atomic<std::uint64_t> skip_index{0};
-
-    // Statistics, each written by one side only, on lines the other side never reads.
-    alignas(detail::cache_line) std::atomic<std::uint64_t> committed{0};  // by the producer
+    std::atomic<std::uint64_t> committed{0};  // statistics, by the producer
     std::atomic<std::uint64_t> refused{0};
-    alignas(detail::cache_line) std::atomic<std::uint64_t> released{0};   // by the consumer
-    std::atomic<std::uint64_t> high_water{0};
-    // The read position the consumer publishes after passing a skip, stored just before (see
-    // clear_skip()). Written by the consumer; read only by a consumer attaching.
-    std::atomic<std::uint64_t> passing{0};
 
     // Sleepers of each side, each on its own line.
     detail::wait_slot consumer_wait;  // the consumer, waiting for data
@@ -538,10 +534,10 @@ class spsc_ring {
     end_ = segment_.layout().mirrored ? 2 * capacity_ : capacity_;
     detail::process_table& table = segment_.processes();
     detail::process_slot& slot = r == role::consumer ? table.consumer : table.producers[0];
-    if (!detail::claim_slot(slot, true))
+    if (!detail::claim_slot(segment_, slot, true))
       throw attach_error(segment_.describe(std::string("its ") + (r == role::consumer ? "consumer" : "producer") +
                                            " role is held by process " +
-                                           std::to_string(slot.pid.load(std::memory_order_relaxed)) +
+                                           std::to_string(detail::pid_of(slot.holder.load(std::memory_order_relaxed))) +
                                            ", which is alive"));
     role_slot_ = &slot;
     // Acquire: pairs with the other side's releases of its cursor, as refresh_read/write do.
@@ -560,6 +556,7 @@ class spsc_ring {
       // Relaxed: only this side stores a non-zero skip_index.
       if (ctl_->skip_index.load(std::memory_order_relaxed) == widx_ && w_ - read < capacity_)
         ctl_->skip_index.store(0, std::memory_order_relaxed);
+      ctl_->producer_wait.reset_sleepers();  // a dead predecessor's, if any
     } else {
       role_ = attached_as::consumer;
       write_open_ = true;  // this process never produces (see enter_write())
@@ -569,8 +566,10 @@ class spsc_ring {
       const std::uint64_t passing = ctl_->passing.load(std::memory_order_relaxed);
       if (passing - r_ - 1 < 2 * std::uint64_t{capacity_}) {  // ahead of read, by at most a pass
         r_ = passing;
+        ctl_->skip_index.store(0, std::memory_order_relaxed);  // clear_skip()'s second store
         ctl_->read.store(r_, std::memory_order_release);  // as publish_read()
       }
+      ctl_->consumer_wait.reset_sleepers();  // a dead predecessor's, if any
       ridx_ = static_cast<size_type>(r_ % capacity_);
       cached_write_ = r_;
     }
@@ -779,7 +778,7 @@ class spsc_ring {
     if (min_ready > capacity_) detail::throw_too_large("a water mark", min_ready, "the ring's capacity", capacity_);
     const std::uint64_t enough = std::max<size_type>(1, min_ready);
     const std::uint32_t nudged = ctl_->consumer_wait.nudges();
-    ctl_->consumer_wait.set_holding_out(enough > 1);
+    const detail::holding_out_while holding(ctl_->consumer_wait, enough > 1);
     (void)ctl_->consumer_wait.wait_until_ready(
         enough,
         [&] {
@@ -795,11 +794,10 @@ class spsc_ring {
                  (ready != 0 && (ctl_->producer_wait.has_sleepers() || ctl_->consumer_wait.nudges() != nudged));
         },
         deadline, [] {});
-    ctl_->consumer_wait.set_holding_out(false);
     return read_contiguous();
   }
 
-  void refresh_write() noexcept {
+  void refresh_write() {
     // Acquire pairs with the producer's release in publish_write().
     cached_write_ = ctl_->write.load(std::memory_order_acquire);
     // The most the consumer ever found waiting (a statistic; one writer: load and store).
@@ -808,12 +806,24 @@ class spsc_ring {
     // Relaxed: set before that release. A newer value than the one it covered names a skip at or
     // beyond cached_write_ (in the lap the read position is in), so it never matches a readable
     // position: see readable_regions().
-    const size_type skip = ctl_->skip_index.load(std::memory_order_relaxed);
-    cached_skip_index_ = skip == 0 ? no_skip : skip;
+    const std::uint64_t skip = ctl_->skip_index.load(std::memory_order_relaxed);
+    // A correct producer skips a tail inside the storage, and never over mirrored storage. Only
+    // a corrupt or hostile peer of a shared ring fails this.
+    if (skip != 0 && (skip >= capacity_ || end_ != capacity_)) [[unlikely]]
+      throw_corrupt("the producer's skipped tail starts at index " + std::to_string(skip));
+    cached_skip_index_ = skip == 0 ? no_skip : static_cast<size_type>(skip);
   }
 
-  // The read position stands on a skipped tail: go to the start of the next lap. The caller
-  // then releases read, freeing the tail for the producer.
+  // The read position stands on a skipped tail that cached_write_ covers: go to the start of
+  // the next lap. The caller then releases read, freeing the tail for the producer. A correct
+  // producer publishes a skip with at least one element after it (commit_write()); checked
+  // first, so that a corrupt peer's cursors make us publish nothing.
+  void pass_skip() {
+    if (cached_write_ - r_ <= capacity_ - ridx_) [[unlikely]]
+      throw_corrupt("the producer's cursor ends inside its own skipped tail, " + std::to_string(cached_write_ - r_) +
+                    " elements ahead of the consumer's");
+    jump_skip();
+  }
   void jump_skip() noexcept {
     r_ += capacity_ - ridx_;
     ridx_ = 0;
@@ -839,7 +849,7 @@ class spsc_ring {
     // A pending skip lies in the read position's lap, at or after it. A newer one (set after the
     // write we loaded) lies at or beyond cached_write_ > r_, so neither test below can match it.
     if (ridx_ == cached_skip_index_) {
-      jump_skip();
+      pass_skip();
       publish_read();  // the producer may reuse the skipped tail
     }
     const std::uint64_t avail = cached_write_ - r_;

@@ -45,6 +45,13 @@ struct test_access {
     auto* front = static_cast<std::byte*>(r.segment_.control()) - control_offset;
     return {front + header_size, control_offset - header_size + sizeof(*r.ctl_)};
   }
+  // Lets the ring objects the script opens take this creator's role slot, as a successor of a
+  // crashed creator would.
+  template <class Ring>
+  static void forget_role(Ring& r) {
+    forget_slot(r.segment_, *r.role_slot_);
+    r.role_slot_ = nullptr;
+  }
   template <class Ring>
   static std::span<std::byte> data_region(Ring& r) {
     return {reinterpret_cast<std::byte*>(r.data_), r.capacity_ * sizeof(*r.data_)};
@@ -247,6 +254,12 @@ struct segments {
   sluice::mpsc_record_ring mpsc_plain{sluice::create_shared, name_of(4), 512, {sluice::role::consumer}};
   sluice::mpsc_record_ring mpsc_mirrored{sluice::create_shared, name_of(5), 4096, {sluice::role::consumer, true}};
   segments() {
+    ta::forget_role(items_plain);
+    ta::forget_role(items_mirrored);
+    ta::forget_role(spsc_plain);
+    ta::forget_role(spsc_mirrored);
+    ta::forget_role(mpsc_plain);
+    ta::forget_role(mpsc_mirrored);
     // The names may go at once: every ring attaches by name below, but the creator's mapping
     // keeps the memory, and a fresh name per process avoids clashes. Remove them at exit.
     std::atexit([] {

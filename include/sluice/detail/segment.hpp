@@ -39,11 +39,14 @@ struct segment_layout {
   std::uint64_t control_size;  // sizeof the ring's control struct
   bool mirrored;               // opening: from the header
   bool asymmetric;             // the sleepers use membarrier (opening: from the header)
+  bool waitable;               // the ring's wait policy: a no_waiting process never wakes a sleeper
 };
 
-// A process attached in a role. `pid` 0: free.
+// A process attached in a role. `holder` 0: free; else the holder's pid in the low 32 bits
+// and the low 32 bits of its start time (clock ticks after boot) in the high ones, so that a
+// pid reused by another process does not read as the holder.
 struct process_slot {
-  std::atomic<std::uint32_t> pid{0};
+  std::atomic<std::uint64_t> holder{0};
   // Producers: reservations this process has claimed whose extent is not yet visible in the
   // storage (see record_ring.hpp, "Between processes"). The consumer reads it only to decide
   // whether a stall at the head can be a dead process's.
@@ -64,7 +67,7 @@ struct process_table {
 };
 
 inline constexpr std::uint64_t segment_magic = 0x31474e49'52434c53ull;  // "SLCRING1", little-endian
-inline constexpr std::uint32_t layout_version = 1;
+inline constexpr std::uint32_t layout_version = 2;
 inline constexpr std::uint64_t header_size = 256;
 inline constexpr std::uint64_t control_offset = 2048;
 static_assert(header_size + sizeof(process_table) <= control_offset);
@@ -87,6 +90,7 @@ struct segment_header {
 static_assert(sizeof(segment_header) <= header_size);
 inline constexpr std::uint32_t flag_mirrored = 1;
 inline constexpr std::uint32_t flag_asymmetric = 2;
+inline constexpr std::uint32_t flag_waitable = 4;
 
 // One process's mapping of a segment. Move-only; unmaps on destruction.
 class segment {
@@ -131,6 +135,7 @@ class segment {
     std::swap(front_size_, other.front_size_);
     std::swap(data_, other.data_);
     std::swap(published_, other.published_);
+    std::swap(file_, other.file_);
   }
 
   std::string name_;
@@ -139,16 +144,30 @@ class segment {
   std::size_t front_size_ = 0;
   std::byte* data_ = nullptr;   // the data (twice, back to back, if mirrored)
   bool published_ = true;       // false between create() and publish()
+  std::pair<std::uint64_t, std::uint64_t> file_{};  // device and inode: the segment's identity
+
+  friend bool claim_slot(const segment&, process_slot&, bool) noexcept;
+  friend void release_slot(const segment&, process_slot&) noexcept;
+  friend void forget_slot(const segment&, process_slot&) noexcept;
 };
 
-// This process's id, as stored in process slots.
-std::uint32_t this_process() noexcept;
-// False if `pid` names no process, or a zombie (dead, not yet reaped). A pid reused by another
-// process reads as alive: recovery then waits for its timeout instead.
-bool process_alive(std::uint32_t pid) noexcept;
+// This process as stored in a process slot's holder word (never 0).
+std::uint64_t this_process() noexcept;
+// The pid in a holder word.
+constexpr std::uint32_t pid_of(std::uint64_t holder) noexcept { return static_cast<std::uint32_t>(holder); }
+// False if `holder` names no process: its pid is gone, a zombie (dead, not yet reaped), or
+// now another process (started at another time). A holder in another pid namespace reads as
+// gone, or as whichever process has its pid here: keep a ring's processes in one namespace.
+bool process_alive(std::uint64_t holder) noexcept;
 
-// Takes `slot` for this process: free, or held by a dead process (when `take_dead`). Returns
-// false if a live process holds it.
-bool claim_slot(process_slot& slot, bool take_dead) noexcept;
+// Takes `slot` of `seg` for this ring object: free, or held by a process that is gone (when
+// `take_dead`), or left by an object of this process that did not release it. Returns false if
+// a live process, or another ring object of this process, holds it.
+bool claim_slot(const segment& seg, process_slot& slot, bool take_dead) noexcept;
+// Gives `slot` back (the ring object is destroyed).
+void release_slot(const segment& seg, process_slot& slot) noexcept;
+// Forgets, in this process, that a ring object holds `slot`, leaving the slot as a crash would:
+// held by this process's pid. (Tests use it to let a successor in the same process take over.)
+void forget_slot(const segment& seg, process_slot& slot) noexcept;
 
 }  // namespace sluice::detail

@@ -235,6 +235,18 @@ class alignas(cache_line) wait_slot {
 
   std::uint32_t nudges() const noexcept { return nudges_.load(std::memory_order_seq_cst); }
 
+  // For a process taking over the only side that sleeps here, from a predecessor that died:
+  // forgets the dead sleepers it left announced (so the progress side stops waking nobody) and
+  // their water mark. Only when no thread of the live side can be asleep here (the one that
+  // sleeps here is this process, attaching). Relaxed: the attaching thread's own later
+  // announcements are seq_cst, and a notifier that still sees the old count only wakes
+  // nobody once more.
+  void reset_sleepers() noexcept {
+    sleepers_.store(sleepers_.load(std::memory_order_relaxed) & mode_bits, std::memory_order_relaxed);
+    want_.store(no_want, std::memory_order_relaxed);
+    holding_out_.store(0, std::memory_order_relaxed);
+  }
+
   // A consumer waiting for a water mark above the minimum says so, so that a refused
   // non-blocking producer nudges it (it may have something ready, short of its mark); a
   // consumer that waits for anything at all has nothing ready while it sleeps, and a nudge would
@@ -300,6 +312,19 @@ class alignas(cache_line) wait_slot {
   std::atomic<std::uint32_t> holding_out_{0};  // a sleeper waits for a water mark above 1 (a word: see closed)
   std::atomic<std::uint64_t> want_{no_want};  // the lowest amount a sleeper needs
   std::atomic<std::uint64_t> wakeups_{0};   // statistic: wake system calls issued
+};
+
+// A consumer's water-mark announcement (wait_slot::set_holding_out) for the length of one
+// wait, withdrawn however the wait ends (a corrupt shared ring throws out of it).
+class holding_out_while {
+ public:
+  holding_out_while(wait_slot& slot, bool holding) noexcept : slot_(slot) { slot_.set_holding_out(holding); }
+  ~holding_out_while() { slot_.set_holding_out(false); }
+  holding_out_while(const holding_out_while&) = delete;
+  holding_out_while& operator=(const holding_out_while&) = delete;
+
+ private:
+  wait_slot& slot_;
 };
 
 }  // namespace sluice::detail
