@@ -11,6 +11,8 @@
 #include <sluice/record_ring.hpp>
 #include <sluice/spsc_ring.hpp>
 
+#include "item_bodies.hpp"
+#include "one_thread_bodies.hpp"
 #include "rounds.hpp"
 #include "two_threads.hpp"
 
@@ -28,50 +30,18 @@ struct full_fence {
   static constexpr bool asymmetric_fences = false;
 };
 
-constexpr std::uint64_t per_iteration = 1 << 16;
+constexpr std::uint64_t per_iteration = sluice_bench::items_per_iteration;
 
-// One item per commit and per release: where bookkeeping weighs most.
 template <class Wait>
 void spsc_ring_push_pop(benchmark::State& state) {
   sluice::spsc_ring<std::uint64_t, Wait> ring(4096);
-  sluice_bench::run(
-      state, per_iteration, [&](std::uint64_t i) { while (!ring.try_push(i)) {} },
-      [&]() -> std::uint64_t {
-        auto x = ring.try_pop();
-        if (x) benchmark::DoNotOptimize(*x);
-        return x ? 1 : 0;
-      });
+  sluice_bench::push_pop(state, ring);
 }
 
-// Zero-copy grants of up to 64 items: one commit and one release per block.
 template <class Wait>
 void spsc_ring_grants64(benchmark::State& state) {
   sluice::spsc_ring<std::uint64_t, Wait> ring(4096);
-  std::uint64_t pending = 0, next = 0;
-  sluice_bench::run(
-      state, per_iteration,
-      [&](std::uint64_t) {
-        if (pending == 0) {
-          for (;;) {
-            if (auto g = ring.try_reserve_up_to(64)) {
-              for (auto& x : g) x = next++;
-              pending = g.size();
-              g.commit();
-              break;
-            }
-          }
-        }
-        --pending;
-      },
-      [&]() -> std::uint64_t {
-        auto g = ring.try_read();
-        std::uint64_t sum = 0;
-        for (std::uint64_t x : g) sum += x;
-        benchmark::DoNotOptimize(sum);
-        const std::uint64_t n = g.size();
-        g.release();
-        return n;
-      });
+  sluice_bench::batches_of_64(state, ring);
 }
 
 // 16-byte records, one per reservation; the consumer releases whole batches.
@@ -109,44 +79,32 @@ void record_ring_16B(benchmark::State& state) {
 // (a ring that runs near empty moves a cache line per item; near full, one per refill).
 template <class Wait>
 void spsc_ring_push_pop_one_thread(benchmark::State& state) {
-  sluice::spsc_ring<std::uint64_t, Wait> ring(256);
+  sluice::spsc_ring<std::uint64_t, Wait> ring(sluice_bench::fill_count);
   std::uint64_t sum = 0;
-  for (auto _ : state) {
-    for (std::uint64_t i = 0; i < 256; ++i) (void)ring.try_push(i);
-    for (int i = 0; i < 256; ++i) sum += *ring.try_pop();
-  }
+  for (auto _ : state) sum += sluice_bench::push_then_pop(ring);
   benchmark::DoNotOptimize(sum);
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * 256));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * sluice_bench::fill_count));
 }
 
 template <class Policy, class Wait>
 void record_ring_16B_one_thread(benchmark::State& state) {
   sluice::basic_record_ring<Policy, Wait> ring(8192);
   std::uint64_t sum = 0;
-  for (auto _ : state) {
-    for (std::uint64_t i = 0; i < 256; ++i) {
-      auto g = ring.try_reserve(16);
-      std::memcpy(g.data(), &i, sizeof i);
-      g.commit();
-    }
-    auto b = ring.try_read();
-    for (auto record : b) sum += static_cast<std::uint64_t>(record[0]);
-    b.release();
-  }
+  for (auto _ : state) sum += sluice_bench::write_then_read_16B(ring);
   benchmark::DoNotOptimize(sum);
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * 256));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * sluice_bench::fill_count));
 }
 
 // Each family races the three policies in interleaved rounds (bench/rounds.hpp).
 template <template <class> class Body>
-void policies(const std::string& family, bool real_time) {
+void policies(const std::string& family, sluice_bench::timing time) {
   sluice_bench::family(family, "no_waiting");
-  sluice_bench::contender(family, "no_waiting", Body<sluice::no_waiting>::run, real_time);
-  sluice_bench::contender(family, "waitable", Body<sluice::waitable>::run, real_time);
-  sluice_bench::contender(family, "full_fence", Body<full_fence>::run, real_time);
+  sluice_bench::contender(family, "no_waiting", Body<sluice::no_waiting>::run, time);
+  sluice_bench::contender(family, "waitable", Body<sluice::waitable>::run, time);
+  sluice_bench::contender(family, "full_fence", Body<full_fence>::run, time);
   // The control: the baseline again, after the others. Its ratio to the baseline is the noise
   // floor of the method on this machine (1 with no noise).
-  sluice_bench::contender(family, "no_waiting_again", Body<sluice::no_waiting>::run, real_time);
+  sluice_bench::contender(family, "no_waiting_again", Body<sluice::no_waiting>::run, time);
 }
 
 template <class W> struct push_pop { static void run(benchmark::State& s) { spsc_ring_push_pop<W>(s); } };
@@ -158,13 +116,13 @@ template <class W> struct spsc_records_1t { static void run(benchmark::State& s)
 template <class W> struct mpsc_records_1t { static void run(benchmark::State& s) { record_ring_16B_one_thread<sluice::multi_producer, W>(s); } };
 
 const int registered = [] {
-  policies<push_pop>("spsc_ring_push_pop", true);
-  policies<grants64>("spsc_ring_grants64", true);
-  policies<spsc_records>("spsc_record_ring_16B", true);
-  policies<mpsc_records>("mpsc_record_ring_16B", true);
-  policies<push_pop_1t>("spsc_ring_push_pop_one_thread", false);
-  policies<spsc_records_1t>("spsc_record_ring_16B_one_thread", false);
-  policies<mpsc_records_1t>("mpsc_record_ring_16B_one_thread", false);
+  policies<push_pop>("spsc_ring_push_pop", sluice_bench::timing::real);
+  policies<grants64>("spsc_ring_grants64", sluice_bench::timing::real);
+  policies<spsc_records>("spsc_record_ring_16B", sluice_bench::timing::real);
+  policies<mpsc_records>("mpsc_record_ring_16B", sluice_bench::timing::real);
+  policies<push_pop_1t>("spsc_ring_push_pop_one_thread", sluice_bench::timing::cpu);
+  policies<spsc_records_1t>("spsc_record_ring_16B_one_thread", sluice_bench::timing::cpu);
+  policies<mpsc_records_1t>("mpsc_record_ring_16B_one_thread", sluice_bench::timing::cpu);
   return 0;
 }();
 

@@ -15,6 +15,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -24,11 +26,16 @@
 
 namespace sluice_bench {
 
+// How a contender's time is taken: the wall clock (every run with a second thread, whose work
+// the benchmark thread's CPU time does not include), the benchmark thread's CPU time (one
+// thread), or the body's own SetIterationTime().
+enum class timing { real, cpu, manual };
+
 struct contender_entry {
   std::string family;
   std::string name;
   std::function<void(benchmark::State&)> body;
-  bool real_time;
+  timing time;
 };
 
 inline std::vector<contender_entry>& contenders() {
@@ -41,17 +48,23 @@ inline std::vector<std::pair<std::string, std::string>>& baselines() {
   return all;
 }
 
+// A smoke run (SLUICE_BENCH_SMOKE set, as ctest does): bodies that move a fixed amount move
+// `n / 256` of it instead, so that every suite runs in seconds even in a debug build.
+inline std::uint64_t scaled(std::uint64_t n) {
+  static const bool smoke = std::getenv("SLUICE_BENCH_SMOKE") != nullptr;
+  return smoke ? std::max<std::uint64_t>(n / 256, 1) : n;
+}
+
 // Declares `family` and the contender every other one of it is divided by.
 inline int family(const std::string& family, const std::string& baseline) {
   baselines().emplace_back(family, baseline);
   return 0;
 }
 
-// Adds a contender. `real_time`: time by the wall clock (every run with a second thread, whose
-// work the benchmark thread's CPU time does not include).
+// Adds a contender to `family`.
 inline int contender(const std::string& family, const std::string& name, std::function<void(benchmark::State&)> body,
-                     bool real_time = true) {
-  contenders().push_back({family, name, std::move(body), real_time});
+                     timing time = timing::real) {
+  contenders().push_back({family, name, std::move(body), time});
   return 0;
 }
 
@@ -64,8 +77,12 @@ inline void register_rounds(int rounds, double min_time) {
     for (const auto& c : contenders()) {
       const std::string name = c.family + "/" + c.name + "/round:" + std::to_string(round);
       auto* b = benchmark::RegisterBenchmark(name.c_str(), [body = c.body](benchmark::State& s) { body(s); });
-      b->MinTime(min_time)->Unit(benchmark::kNanosecond);
-      if (c.real_time) b->UseRealTime();
+      b->Unit(benchmark::kNanosecond);
+      if (c.time == timing::manual)
+        b->UseManualTime()->Iterations(1);  // the body moves a fixed amount and times it
+      else
+        b->MinTime(min_time);
+      if (c.time == timing::real) b->UseRealTime();
     }
   }
 }

@@ -24,3 +24,6 @@ sluice_install_missing() {
 SLUICE_BUILD_PACKAGES=(g++ cmake ninja-build libboost-dev libgtest-dev libbenchmark-dev)
 # The tsan preset uses clang++ and its sanitizer runtimes.
 SLUICE_TEST_PACKAGES=(clang libclang-rt-14-dev)
+# The demos: CLI11 for their options, libsndfile and JACK (with its server, which runs on the
+# dummy backend without a sound card) for the audio pipeline.
+SLUICE_DEMO_PACKAGES=(libcli11-dev libsndfile1-dev libjack-jackd2-dev jackd2)
