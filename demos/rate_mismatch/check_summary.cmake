@@ -1,11 +1,12 @@
 cmake_minimum_required(VERSION 3.25)
 # Runs rate_mismatch for about a second with its output piped (so it prints only the summary)
 # and checks what the summary says. Invoked as
-#   cmake -DDEMO=<rate_mismatch> -DPOLICY=wait|drop -P check_summary.cmake
+#   cmake -DDEMO=<rate_mismatch> -DBACKPRESSURE=wait|drop -P check_summary.cmake
 # Asserts correctness only, never timing: the machine may be slow and loaded.
 # The consumer's pauses fill the ring whatever the machine's speed: under wait the producer
 # then sleeps for room (wake-ups), under drop it drops.
-set(args --seconds 1 --policy ${BACKPRESSURE} --capacity 1000 --consumer-rate 500000 --burst-ms 50 --pause-ms 50)
+set(chunk 50)
+set(args --seconds 1 --policy ${BACKPRESSURE} --capacity 1000 --chunk ${chunk} --consumer-rate 500000 --burst-ms 50 --pause-ms 50)
 execute_process(COMMAND ${DEMO} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 50)
 message("${out}")
 if(NOT rc EQUAL 0)
@@ -55,6 +56,10 @@ else()
   math(EXPR total "${consumed} + ${dropped}")
   if(dropped EQUAL 0 OR NOT total EQUAL produced)
     message(FATAL_ERROR "drop: expected drops and consumed + dropped == produced, got ${consumed} + ${dropped} of ${produced}")
+  endif()
+  math(EXPR refused_items "${full} * ${chunk}")  # each refusal the ring counted dropped one chunk
+  if(NOT dropped EQUAL refused_items)
+    message(FATAL_ERROR "drop: ${dropped} dropped, but the ring refused ${full} reservations of ${chunk} items")
   endif()
   if(NOT out MATCHES "gaps hold exactly the ${dropped} dropped items")
     message(FATAL_ERROR "drop: the verdict must account for every dropped item as a gap")

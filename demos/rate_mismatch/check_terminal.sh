@@ -4,7 +4,7 @@
 # the summary after it. Exit 77 (skipped) where script(1) is missing.
 demo=$1
 command -v script >/dev/null 2>&1 || { echo "script(1) not found: skipped"; exit 77; }
-out=$(script -qec "'$demo' --seconds 1 --policy drop --capacity 1000" /dev/null </dev/null) || {
+out=$(script -qec "'$demo' --seconds 1 --policy drop --capacity 1000 --random" /dev/null </dev/null) || {
   echo "rate_mismatch failed under a terminal:"; printf '%s\n' "$out"; exit 1; }
 printf '%s\n' "$out" | cat -v | tail -n 20
 esc=$(printf '\033')

@@ -5,12 +5,12 @@
 // and the producer runs at the consumer's pace. With --policy drop it never waits (an audio
 // callback, a NIC): try_reserve, and when the ring is full it counts the chunk as dropped and
 // moves on to the next numbers. The consumer sleeps in read() until a water mark of items is
-// ready, checks that every number follows the previous one, and paces itself (optionally in
-// bursts), so the ring fills up.
+// ready, checks that every number follows the previous one, and paces itself: a steady rate, a
+// pause after every block, bursts and pauses (fixed or random lengths), so the ring fills up.
 //
 // What is verified: the consumer sees numbers in increasing order, never one twice. Under wait
 // nothing is missing; under drop every missing number is a gap, and the gaps add up to exactly
-// the items the producer counted as dropped.
+// the items dropped, which is the ring's own count of refused reservations times the chunk.
 //
 // On a terminal a view refreshes in place about ten times a second: the fill level, each
 // side's rate, drops and wake-ups. Otherwise (a pipe, a file) only the summary is printed.
@@ -24,9 +24,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <random>
 #include <string>
 #include <thread>
 
@@ -34,6 +35,7 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 using seconds_d = std::chrono::duration<double>;
+using millis_d = std::chrono::duration<double, std::milli>;
 
 struct options {
   double seconds = 3;
@@ -41,23 +43,27 @@ struct options {
   std::size_t capacity = 4096;
   std::size_t chunk = 64;
   double producer_rate = 5e6;      // items/s; 0 = flat out
-  double consumer_rate = 2e6;      // items/s; 0 = flat out
+  double consumer_rate = 2e6;      // items/s within a burst; 0 = flat out
+  double block_pause_us = 0;       // the consumer's pause after every block
   std::size_t water_mark = 0;      // 0 = capacity / 4
   double burst_ms = 0;             // consumer reads for this long...
   double pause_ms = 0;             // ...then reads nothing for this long (0 = never pauses)
+  bool random = false;             // burst and pause lengths drawn between 0 and twice those
+  unsigned seed = 1;
 };
 
 using ring_type = sluice::spsc_ring<std::uint64_t>;
+auto to_duration(auto d) { return std::chrono::duration_cast<clock_type::duration>(d); }
 
 // Counters the view reads while the threads run. Each has one writer; relaxed everywhere: they
 // are statistics for display, nothing is read through them, and the final figures are read
 // after join(), which orders every store before.
 struct live_counters {
-  std::atomic<std::uint64_t> issued{0};   // producer: numbers made (committed + dropped)
-  std::atomic<std::uint64_t> dropped{0};  // producer: items counted as dropped (drop policy)
-  std::atomic<std::uint64_t> waited{0};   // producer: times it found the ring full and slept (wait policy)
-  std::atomic<std::uint64_t> consumed{0}; // consumer: items read and checked
-  std::atomic<std::uint64_t> errors{0};   // consumer: items out of order or repeated
+  std::atomic<std::uint64_t> issued{0};    // producer: numbers made (committed + dropped)
+  std::atomic<std::uint64_t> dropped{0};   // producer: items counted as dropped (drop policy)
+  std::atomic<std::uint64_t> waited{0};    // producer: times it found the ring full and slept (wait policy)
+  std::atomic<std::uint64_t> consumed{0};  // consumer: items read and checked
+  std::atomic<std::uint64_t> errors{0};    // consumer: items out of order or repeated
 };
 
 void bump(std::atomic<std::uint64_t>& c, std::uint64_t by) {
@@ -68,10 +74,17 @@ std::uint64_t peek(const std::atomic<std::uint64_t>& c) {
   return c.load(std::memory_order_relaxed);  // relaxed: a display figure, pairs with nothing
 }
 
+// Set by SIGINT: the run ends early, and the terminal gets its cursor back.
+std::atomic<bool> interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "stored from a signal handler");
+void on_interrupt(int) {
+  interrupted.store(true, std::memory_order_relaxed);  // relaxed: a request, carries no data
+}
+
 // Sleeps until `done` items are due at `rate` items/s since `start` (no-op for rate 0).
 void pace(clock_type::time_point start, std::uint64_t done, double rate) {
   if (rate <= 0) return;
-  std::this_thread::sleep_until(start + std::chrono::duration_cast<clock_type::duration>(seconds_d(double(done) / rate)));
+  std::this_thread::sleep_until(start + to_duration(seconds_d(double(done) / rate)));
 }
 
 void produce(ring_type& ring, const options& opt, live_counters& live, clock_type::time_point start) {
@@ -80,7 +93,7 @@ void produce(ring_type& ring, const options& opt, live_counters& live, clock_typ
   std::uint64_t next = 0;
   for (;;) {
     pace(start, next, opt.producer_rate);
-    auto grant = ring.try_reserve(chunk);
+    auto grant = ring.try_reserve(chunk);  // refused for room: counted in statistics().refused
     if (!grant) {
       if (ring.closed()) return;  // refused for being closed, not for room
       if (drop) {
@@ -100,6 +113,44 @@ void produce(ring_type& ring, const options& opt, live_counters& live, clock_typ
   }
 }
 
+// When the consumer reads. Within a burst it keeps to --consumer-rate (counted from the start
+// of the burst, so it does not race to catch up after a pause) and pauses --block-pause-us after
+// every block; between bursts it reads nothing for --pause-ms.
+class consumer_schedule {
+ public:
+  explicit consumer_schedule(const options& opt) : opt_(opt), rng_(opt.seed) { start_burst(); }
+
+  // Before each read: sleeps through a pause if the burst is over.
+  void before_read() {
+    if (opt_.pause_ms <= 0 || clock_type::now() < burst_end_) return;
+    std::this_thread::sleep_for(to_duration(draw(opt_.pause_ms)));
+    start_burst();
+  }
+
+  // After each block of `n` items.
+  void after_block(std::uint64_t n) {
+    done_ += n;
+    pace(burst_start_, done_, opt_.consumer_rate);
+    if (opt_.block_pause_us > 0) std::this_thread::sleep_for(to_duration(millis_d(opt_.block_pause_us / 1e3)));
+  }
+
+ private:
+  void start_burst() {
+    burst_start_ = clock_type::now();
+    burst_end_ = burst_start_ + to_duration(draw(opt_.burst_ms));
+    done_ = 0;
+  }
+  millis_d draw(double mean_ms) {
+    if (!opt_.random) return millis_d(mean_ms);
+    return millis_d(std::uniform_real_distribution<double>(0, 2 * mean_ms)(rng_));
+  }
+
+  const options& opt_;
+  std::mt19937 rng_;
+  clock_type::time_point burst_start_, burst_end_;
+  std::uint64_t done_ = 0;  // items read in this burst
+};
+
 struct consumer_result {
   std::uint64_t expected = 0;  // the number after the last one seen
   std::uint64_t gaps = 0;      // missing runs
@@ -109,20 +160,10 @@ struct consumer_result {
 
 consumer_result consume(ring_type& ring, const options& opt, live_counters& live, clock_type::time_point start) {
   const std::size_t mark = opt.water_mark ? std::min(opt.water_mark, ring.capacity()) : std::max<std::size_t>(1, ring.capacity() / 4);
-  const double period_ms = opt.burst_ms + opt.pause_ms;
+  consumer_schedule schedule(opt);
   consumer_result r;
-  std::uint64_t consumed = 0;
-  auto paced_from = start;  // the rate counts from the start of the current burst
-  std::uint64_t paced_base = 0;
   for (;;) {
-    if (opt.pause_ms > 0 && opt.burst_ms > 0) {
-      const double phase = std::fmod(seconds_d(clock_type::now() - start).count() * 1e3, period_ms);
-      if (phase >= opt.burst_ms) {  // a pause: read nothing until the next burst
-        std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(period_ms - phase));
-        paced_from = clock_type::now();
-        paced_base = consumed;
-      }
-    }
+    schedule.before_read();
     auto block = ring.read(mark);  // sleeps until `mark` items are ready, or the producer is stuck
     if (!block) break;             // closed and drained
     for (const std::uint64_t item : block) {
@@ -136,10 +177,10 @@ consumer_result consume(ring_type& ring, const options& opt, live_counters& live
       }
       r.expected = item + 1;
     }
-    consumed += block.size();
     bump(live.consumed, block.size());
+    const std::size_t n = block.size();
     block.release();
-    pace(paced_from, consumed - paced_base, opt.consumer_rate);
+    schedule.after_block(n);
   }
   r.seconds = seconds_d(clock_type::now() - start).count();
   return r;
@@ -194,6 +235,21 @@ class live_view {
   std::uint64_t last_produced_ = 0, last_consumed_ = 0;
 };
 
+// The consumer's pattern, for the summary's first line.
+std::string describe_consumer(const options& opt) {
+  char text[160];
+  int n = opt.consumer_rate > 0 ? std::snprintf(text, sizeof text, "%.3g M items/s", opt.consumer_rate / 1e6)
+                                : std::snprintf(text, sizeof text, "flat out");
+  if (opt.block_pause_us > 0)
+    n += std::snprintf(text + n, sizeof text - std::size_t(n), ", %.0f us pause per block", opt.block_pause_us);
+  if (opt.pause_ms > 0)
+    std::snprintf(text + n, sizeof text - std::size_t(n),
+                  opt.random ? ", bursts and pauses of random length (%.0f ms and %.0f ms on average)"
+                             : ", bursts of %.0f ms and pauses of %.0f ms",
+                  opt.burst_ms, opt.pause_ms);
+  return text;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -207,16 +263,26 @@ int main(int argc, char** argv) {
   app.add_option("--capacity", opt.capacity, "ring capacity in items")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--chunk", opt.chunk, "items per producer reservation")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--producer-rate", opt.producer_rate, "producer items/s (0: flat out)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--consumer-rate", opt.consumer_rate, "consumer items/s (0: flat out)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--consumer-rate", opt.consumer_rate, "consumer items/s within a burst (0: flat out)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--block-pause-us", opt.block_pause_us, "the consumer's pause after every block")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--water-mark", opt.water_mark, "items the consumer waits for in read() (0: capacity / 4)")->capture_default_str();
   app.add_option("--burst-ms", opt.burst_ms, "bursty consumer: reads for this long...")->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--pause-ms", opt.pause_ms, "...then pauses this long (0: never pauses)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_flag("--random", opt.random, "draw each burst and pause length at random, between 0 and twice the above "
+                                       "(50 ms each if not given)");
+  app.add_option("--seed", opt.seed, "seed of --random")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (opt.pause_ms > 0 && opt.burst_ms <= 0) opt.burst_ms = opt.pause_ms;  // a pause needs a burst between
+  if (opt.random && opt.pause_ms <= 0) opt.pause_ms = 50;
+  if (opt.pause_ms > 0 && opt.burst_ms <= 0) opt.burst_ms = opt.random ? 50 : opt.pause_ms;  // a pause needs a burst between
 
   ring_type ring(opt.capacity);
   live_counters live;
   const bool terminal = ::isatty(STDOUT_FILENO) == 1;
+  std::signal(SIGINT, on_interrupt);
 
   const auto start = clock_type::now();
   std::thread producer([&] { produce(ring, opt, live, start); });
@@ -225,10 +291,11 @@ int main(int argc, char** argv) {
 
   // The main thread only watches, and ends the run: close() wakes a producer asleep for room,
   // stops it at its next reservation, and lets the consumer drain what was committed.
-  const auto deadline = start + std::chrono::duration_cast<clock_type::duration>(seconds_d(opt.seconds));
+  const auto deadline = start + to_duration(seconds_d(opt.seconds));
   live_view view(opt.policy);
   if (terminal) std::printf("\x1b[?25l");  // hide the cursor while redrawing
-  for (auto next = start; clock_type::now() < deadline;) {
+  // Relaxed: a request from the signal handler, carries no data.
+  for (auto next = start; clock_type::now() < deadline && !interrupted.load(std::memory_order_relaxed);) {
     next += std::chrono::milliseconds(100);
     std::this_thread::sleep_until(std::min(next, deadline));
     if (terminal) view.draw(ring, live, seconds_d(clock_type::now() - start).count());
@@ -239,31 +306,41 @@ int main(int argc, char** argv) {
   consumer.join();
   if (terminal) {
     view.draw(ring, live, seconds_d(clock_type::now() - start).count());
-    std::printf("\x1b[?25h\n");
+    std::printf("\x1b[?25h\n");  // the cursor back
   }
 
   // After join() every counter is final.
   const sluice::ring_statistics s = ring.statistics();
   const std::uint64_t produced = peek(live.issued), dropped = peek(live.dropped), consumed = peek(live.consumed);
+  const std::uint64_t chunk = std::min(opt.chunk, ring.capacity());
   // Numbers dropped after the last item the consumer saw leave no gap behind them.
   const std::uint64_t trailing = produced - cr.expected;
   const auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
 
-  std::printf("sluice %s rate_mismatch: spsc_ring<uint64_t>, policy %s, %.1f s\n", sluice::version(), opt.policy.c_str(),
-              opt.seconds);
+  std::printf("sluice %s rate_mismatch: spsc_ring<uint64_t>, policy %s, %.1f s, consumer %s\n", sluice::version(),
+              opt.policy.c_str(), producer_seconds, describe_consumer(opt).c_str());
   std::printf("produced: %llu items\n", u(produced));
   std::printf("consumed: %llu items\n", u(consumed));
   std::printf("dropped: %llu items\n", u(dropped));
   std::printf("capacity: %zu items\n", ring.capacity());
   std::printf("high-water mark: %llu items\n", u(s.high_water));
   std::printf("wake-ups: %llu\n", u(s.wakeups));
-  std::printf("producer found the ring full: %llu times (%s)\n", u(s.refused), opt.policy == "drop" ? "dropped" : "waited");
+  std::printf("producer found the ring full: %llu times (%s)\n", u(s.refused),
+              opt.policy == "drop" ? "dropped a chunk" : "waited");
   std::printf("producer rate: %.3f M items/s (%.3f M committed)\n", double(produced) / producer_seconds / 1e6,
               double(s.committed) / producer_seconds / 1e6);
   std::printf("consumer rate: %.3f M items/s\n", double(consumed) / cr.seconds / 1e6);
 
+  // Under drop, every refusal the ring counted dropped one chunk; under wait, each was followed
+  // by a blocking reserve, which never counts one.
+  const std::uint64_t refused_items = opt.policy == "drop" ? s.refused * chunk : 0;
   std::string failure;
   if (peek(live.errors) != 0) failure = std::to_string(peek(live.errors)) + " items out of order or repeated";
+  else if (dropped != refused_items)
+    failure = std::to_string(dropped) + " items dropped, but the ring refused " + std::to_string(refused_items);
+  else if (opt.policy == "wait" && s.refused != peek(live.waited))
+    failure = "the ring refused " + std::to_string(s.refused) + " reservations, the producer waited " +
+              std::to_string(peek(live.waited)) + " times";
   else if (cr.missing + trailing != dropped)
     failure = std::to_string(cr.missing + trailing) + " items missing, but the producer dropped " + std::to_string(dropped);
   else if (consumed + dropped != produced)
@@ -277,7 +354,8 @@ int main(int argc, char** argv) {
   if (dropped == 0)
     std::printf("verified: every item in order, none lost or duplicated\n");
   else
-    std::printf("verified: every item in order, none duplicated; %llu gaps hold exactly the %llu dropped items\n",
-                u(cr.gaps + (trailing != 0)), u(dropped));
+    std::printf("verified: every item in order, none duplicated; %llu gaps hold exactly the %llu dropped items "
+                "(%llu refused reservations of %llu)\n",
+                u(cr.gaps + (trailing != 0)), u(dropped), u(s.refused), u(chunk));
   return 0;
 }
