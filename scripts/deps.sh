@@ -20,10 +20,13 @@ sluice_install_missing() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
 }
 
-# Build tools and libraries every build needs.
-SLUICE_BUILD_PACKAGES=(g++ cmake ninja-build libboost-dev libgtest-dev libbenchmark-dev)
+# Build tools and libraries every build needs (a top-level build configures the tests too: the
+# Asio adapter tests need standalone Asio).
+SLUICE_BUILD_PACKAGES=(g++ cmake ninja-build libboost-dev libgtest-dev libbenchmark-dev libasio-dev)
 # The tsan preset uses clang++ and its sanitizer runtimes.
 SLUICE_TEST_PACKAGES=(clang libclang-rt-14-dev)
+# The package and reference tests: pkg-config, Doxygen.
+SLUICE_TEST_PACKAGES+=(pkg-config doxygen)
 # The demos: CLI11 for their options, libsndfile and JACK (with its server, which runs on the
 # dummy backend without a sound card) for the audio pipeline.
 SLUICE_DEMO_PACKAGES=(libcli11-dev libsndfile1-dev libjack-jackd2-dev jackd2)

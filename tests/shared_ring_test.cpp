@@ -467,6 +467,8 @@ template <class Ring>
 void hand_off_records(bool mirrored) {
   segment_name name("records");
   Ring consumer(sluice::create_shared, name, 4096, as(role::consumer, mirrored));
+  EXPECT_TRUE(consumer.shared());
+  EXPECT_FALSE(Ring(4096).shared());
   const unsigned producers = multi<Ring> ? 3 : 1;
   const std::size_t max = 200;
   const std::uint32_t per_producer = static_cast<std::uint32_t>(std::max<std::uint64_t>(chunks / 4 / producers, 20000));

@@ -13,8 +13,11 @@ namespace sluice {
 
 /// Tag for the ring constructors that build a ring over its own mirrored_storage.
 struct mirrored_t {
+  /// Explicit, so that `{}` never selects a tagged constructor.
   explicit mirrored_t() = default;
 };
+/// Selects the ring constructors that build a ring over its own mirrored_storage, as in
+/// `sluice::spsc_ring<float> ring(sluice::mirrored, 4096);`.
 inline constexpr mirrored_t mirrored{};
 
 /// Thrown when memory cannot be mapped (mirrored storage, shared-memory segments): what() names
@@ -22,6 +25,8 @@ inline constexpr mirrored_t mirrored{};
 /// open after it.
 class mapping_error : public std::system_error {
  public:
+  /// An error with errno value `error` (code() in std::generic_category()) and `what`, which
+  /// names the step that failed, as the message.
   mapping_error(int error, const std::string& what) : std::system_error(error, std::generic_category(), what) {}
 };
 
@@ -39,8 +44,10 @@ class mirrored_storage {
   /// mapping_error if the system refuses (no memfd, address space exhausted, a limit).
   explicit mirrored_storage(std::size_t min_bytes, std::size_t granule = 1);
 
+  /// Takes over `other`'s mapping; `other` is left empty.
   mirrored_storage(mirrored_storage&& other) noexcept
       : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+  /// Unmaps this storage's mapping, if any, then takes over `other`'s; `other` is left empty.
   mirrored_storage& operator=(mirrored_storage&& other) noexcept {
     if (this != &other) {
       release();
@@ -49,12 +56,14 @@ class mirrored_storage {
     }
     return *this;
   }
+  /// Unmaps both copies, if mapped. Nothing may use the memory afterwards.
   ~mirrored_storage() { release(); }
 
   /// The first copy; the second starts at data() + size().
   [[nodiscard]] std::byte* data() const noexcept { return data_; }
   /// Bytes in one copy.
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  /// True if the storage holds a mapping (it is not empty or moved from).
   [[nodiscard]] explicit operator bool() const noexcept { return data_ != nullptr; }
 
   /// The system's page size.

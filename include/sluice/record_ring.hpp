@@ -82,10 +82,12 @@ namespace sluice {
 
 /// Producer policy: exactly one producer thread.
 struct single_producer {
+  /// False: the one producer claims space with plain stores (wait-free).
   static constexpr bool multi = false;
 };
 /// Producer policy: any number of producer threads, concurrently.
 struct multi_producer {
+  /// True: producers claim space with a compare-and-swap (lock-free).
   static constexpr bool multi = true;
 };
 
@@ -98,6 +100,7 @@ struct multi_producer {
 template <class Policy, class Wait = waitable>
 class basic_record_ring {
  public:
+  /// Byte counts, record counts and indices.
   using size_type = std::size_t;
 
   class grant;
@@ -107,8 +110,9 @@ class basic_record_ring {
   static constexpr size_type record_alignment = 8;
   /// Bytes of framing in front of every record.
   static constexpr size_type header_size = 8;
-  /// Smallest and largest capacity in bytes.
+  /// Smallest capacity in bytes.
   static constexpr size_type min_capacity = 32;
+  /// Largest capacity in bytes (2 GiB).
   static constexpr size_type max_capacity = size_type{1} << 31;
 
   /// Owns zeroed heap storage of `capacity` bytes rounded down to a multiple of 8, aligned to
@@ -187,9 +191,14 @@ class basic_record_ring {
     attach(options.role);
   }
 
+  /// Not copyable: the ring is shared by reference between its producers and its consumer.
   basic_record_ring(const basic_record_ring&) = delete;
+  /// Not copyable.
   basic_record_ring& operator=(const basic_record_ring&) = delete;
 
+  /// Frees the heap storage or unmaps the mirrored storage the ring owns (caller's storage is
+  /// left alone). In a shared ring, gives up this process's role and unmaps the segment; the
+  /// segment and its name stay until remove_shared(). No grant or batch may be outstanding.
   ~basic_record_ring() {
     if (owned_) ::operator delete(static_cast<void*>(data_), std::align_val_t{detail::cache_line});
     if (role_slot_) detail::release_slot(segment_, *role_slot_);
@@ -201,6 +210,9 @@ class basic_record_ring {
 
   /// True if the ring is built over mirrored storage (records never skip a tail). Any thread.
   [[nodiscard]] bool mirrored() const noexcept { return end_ != capacity_; }
+
+  /// True if the ring lives in a shared-memory segment. Any thread.
+  [[nodiscard]] bool shared() const noexcept { return ctl_ != &own_; }
 
   /// The largest payload try_reserve() accepts: half the capacity rounded up to a multiple of 8,
   /// less the 8-byte header, i.e. (capacity() + 8) / 16 * 8 - 8; at least capacity() / 4. For a
@@ -296,7 +308,7 @@ class basic_record_ring {
   /// Producer. As try_reserve(n), but waits until the record fits or the ring is closed (then
   /// it returns an empty grant). Needs the `waitable` policy.
   [[nodiscard]] grant reserve(size_type n)
-    requires Wait::enabled
+    requires(Wait::enabled)  // parenthesised, as every such clause here: Doxygen parses it then
   {
     return wait_reserve(n, detail::no_deadline{});
   }
@@ -305,7 +317,7 @@ class basic_record_ring {
   /// refused).
   template <class Rep, class Period>
   [[nodiscard]] grant try_reserve_for(size_type n, const std::chrono::duration<Rep, Period>& timeout)
-    requires Wait::enabled
+    requires(Wait::enabled)
   {
     return wait_reserve(n, detail::deadline_after(timeout));
   }
@@ -313,7 +325,7 @@ class basic_record_ring {
   /// Producer. As reserve(n), but gives up at `deadline` (any clock): an empty grant then.
   template <class Clock, class Duration>
   [[nodiscard]] grant try_reserve_until(size_type n, const std::chrono::time_point<Clock, Duration>& deadline)
-    requires Wait::enabled
+    requires(Wait::enabled)
   {
     return wait_reserve(n, detail::deadline_at<Clock, Duration>{deadline});
   }
@@ -394,7 +406,7 @@ class basic_record_ring {
   /// then empty batches. Throws std::length_error if min_bytes > capacity(), std::logic_error
   /// if a batch is outstanding.
   [[nodiscard]] batch read(size_type min_bytes = 1)
-    requires Wait::enabled
+    requires(Wait::enabled)
   {
     return wait_read(min_bytes, detail::no_deadline{});
   }
@@ -403,7 +415,7 @@ class basic_record_ring {
   /// (possibly less than min_bytes), or an empty batch if nothing is.
   template <class Rep, class Period>
   [[nodiscard]] batch try_read_for(const std::chrono::duration<Rep, Period>& timeout, size_type min_bytes = 1)
-    requires Wait::enabled
+    requires(Wait::enabled)
   {
     return wait_read(min_bytes, detail::deadline_after(timeout));
   }
@@ -412,7 +424,7 @@ class basic_record_ring {
   template <class Clock, class Duration>
   [[nodiscard]] batch try_read_until(const std::chrono::time_point<Clock, Duration>& deadline,
                                      size_type min_bytes = 1)
-    requires Wait::enabled
+    requires(Wait::enabled)
   {
     return wait_read(min_bytes, detail::deadline_at<Clock, Duration>{deadline});
   }
@@ -1025,10 +1037,14 @@ class basic_record_ring {
 template <class Policy, class Wait>
 class [[nodiscard]] basic_record_ring<Policy, Wait>::grant {
  public:
+  /// An empty grant.
   grant() noexcept = default;
+  /// Takes over `other`'s reservation; `other` is left empty.
   grant(grant&& other) noexcept
       : ring_(std::exchange(other.ring_, nullptr)), at_(other.at_), size_(other.size_),
         footprint_(other.footprint_), busy_(other.busy_) {}
+  /// Withdraws this grant's reservation, as discard(), then takes over `other`'s; `other` is
+  /// left empty.
   grant& operator=(grant&& other) noexcept {
     if (this != &other) {
       discard();
@@ -1040,13 +1056,19 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::grant {
     }
     return *this;
   }
+  /// Withdraws the reservation if it was neither committed nor discarded, as discard().
   ~grant() { discard(); }
 
+  /// The payload bytes, to be written in place; empty for an empty grant.
   [[nodiscard]] std::span<std::byte> span() const noexcept { return {data(), size()}; }
+  /// The first payload byte, 8-byte aligned; null for an empty grant.
   [[nodiscard]] std::byte* data() const noexcept {
     return ring_ ? ring_->data_ + at_ + header_size : nullptr;
   }
+  /// Payload bytes reserved; 0 for an empty grant.
   [[nodiscard]] size_type size() const noexcept { return ring_ ? size_ : 0; }
+  /// True if the grant holds no reservation: the reservation was refused, or the grant was
+  /// committed, discarded or moved from. A zero-length reservation is not empty.
   [[nodiscard]] bool empty() const noexcept { return ring_ == nullptr; }
   /// True while the grant holds a reservation (a zero-length one included).
   explicit operator bool() const noexcept { return ring_ != nullptr; }
@@ -1085,15 +1107,26 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::grant {
 template <class Policy, class Wait>
 class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
  public:
+  /// A forward iterator over the batch's records, each a std::span<const std::byte> of its
+  /// payload; padding and withdrawn reservations are stepped over. Valid while its batch holds
+  /// the records (until release(), and while the ring lives). Consumer thread.
   class iterator {
    public:
+    /// A forward iterator: a batch can be iterated as often as needed.
     using iterator_category = std::forward_iterator_tag;
+    /// A record's payload, in place in the ring.
     using value_type = std::span<const std::byte>;
+    /// Distance between two iterators of one batch, in records.
     using difference_type = std::ptrdiff_t;
+    /// None: there is no operator->, records are returned by value.
     using pointer = void;
+    /// operator* returns the span itself, by value.
     using reference = value_type;
 
+    /// The end iterator: equal to end() of every batch.
     iterator() noexcept = default;
+    /// The current record's payload: exactly the bytes committed. In a shared ring whose
+    /// header was rewritten since try_read() (only a faulty peer does that), an empty span.
     value_type operator*() const noexcept {
       if (room_ == unchecked) return {ring_->data_ + at_ + header_size, length_of(header_)};
       // Re-checked: in a shared ring a hostile producer could rewrite a header after try_read().
@@ -1102,16 +1135,20 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
       if (footprint == 0) return {};
       return {ring_->data_ + at_ + header_size, std::min(length_of(header_), footprint - header_size)};
     }
+    /// Moves to the next record of the batch (or to the end).
     iterator& operator++() noexcept {
       --left_;
       if (left_ != 0) step();
       return *this;
     }
+    /// Moves to the next record; returns the iterator as it was before.
     iterator operator++(int) noexcept {
       iterator before = *this;
       ++*this;
       return before;
     }
+    /// True if both have as many records left before the end of their batch; compare only
+    /// iterators of one batch, or with end().
     friend bool operator==(const iterator& a, const iterator& b) noexcept { return a.left_ == b.left_; }
 
    private:
@@ -1157,10 +1194,14 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
     std::uint64_t header_ = 0;  // the header at at_, as loaded once
   };
 
+  /// An empty batch.
   batch() noexcept = default;
+  /// Takes over `other`'s records; `other` is left empty.
   batch(batch&& other) noexcept
       : ring_(std::exchange(other.ring_, nullptr)), start_(other.start_),
         records_(std::exchange(other.records_, 0)), scanned_(other.scanned_) {}
+  /// Drops this batch's records (freeing nothing), then takes over `other`'s; `other` is left
+  /// empty.
   batch& operator=(batch&& other) noexcept {
     if (this != &other) {
       drop();
@@ -1171,15 +1212,22 @@ class [[nodiscard]] basic_record_ring<Policy, Wait>::batch {
     }
     return *this;
   }
+  /// Ends the batch without freeing anything: unreleased records are read again by the next
+  /// try_read().
   ~batch() { drop(); }
 
+  /// The first record.
   iterator begin() const noexcept {
     return iterator(ring_, start_, records_, ring_ && ring_->role_slot_ ? scanned_ : iterator::unchecked);
   }
+  /// One past the last record.
   iterator end() const noexcept { return iterator(); }
   /// Number of records.
   [[nodiscard]] size_type size() const noexcept { return records_; }
+  /// True if the batch holds no records: none was ready, or the batch was released, dropped
+  /// or moved from.
   [[nodiscard]] bool empty() const noexcept { return records_ == 0; }
+  /// True while the batch holds records: !empty().
   explicit operator bool() const noexcept { return records_ != 0; }
 
   /// Frees every record of the batch (and any withdrawn reservations or skipped tails among and

@@ -20,6 +20,7 @@ enum class role {
 
 /// Options of a shared ring.
 struct shared_options {
+  /// Creating and opening: the role this process takes in the ring (the consumer by default).
   sluice::role role = sluice::role::consumer;
   /// Creating: map the data twice (see mirrored_storage); the capacity rounds up to whole pages.
   bool mirrored = false;
@@ -32,14 +33,20 @@ struct shared_options {
 
 /// Tag for the ring constructors that create a new named segment (it must not exist yet).
 struct create_shared_t {
+  /// Explicit, so that `{}` never selects a tagged constructor.
   explicit create_shared_t() = default;
 };
+/// Selects the ring constructors that create a new named segment, as in
+/// `sluice::spsc_record_ring ring(sluice::create_shared, "/telemetry", 1 << 20);`.
 inline constexpr create_shared_t create_shared{};
 
 /// Tag for the ring constructors that open an existing named segment.
 struct open_shared_t {
+  /// Explicit, so that `{}` never selects a tagged constructor.
   explicit open_shared_t() = default;
 };
+/// Selects the ring constructors that open an existing named segment, as in
+/// `sluice::spsc_record_ring ring(sluice::open_shared, "/telemetry", {.role = sluice::role::producer});`.
 inline constexpr open_shared_t open_shared{};
 
 /// A segment that cannot be used as asked: not a sluice ring, another layout version, another
@@ -47,6 +54,7 @@ inline constexpr open_shared_t open_shared{};
 /// live process. what() names the segment and the mismatch; nothing stays mapped.
 class attach_error : public std::runtime_error {
  public:
+  /// The constructors of std::runtime_error: the message is what() returns.
   using std::runtime_error::runtime_error;
 };
 
@@ -55,6 +63,7 @@ class attach_error : public std::runtime_error {
 /// and throws; the ring should be abandoned.
 class corrupt_ring : public std::runtime_error {
  public:
+  /// The constructors of std::runtime_error: the message is what() returns.
   using std::runtime_error::runtime_error;
 };
 

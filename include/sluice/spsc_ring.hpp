@@ -97,7 +97,9 @@ class spsc_ring {
   static_assert(!std::is_const_v<T> && !std::is_volatile_v<T>, "spsc_ring<T> needs an unqualified T");
 
  public:
+  /// The element type.
   using value_type = T;
+  /// Element counts and indices.
   using size_type = std::size_t;
 
   class write_grant;
@@ -174,9 +176,14 @@ class spsc_ring {
     attach(options.role);
   }
 
+  /// Not copyable: the ring is shared by reference between its two sides.
   spsc_ring(const spsc_ring&) = delete;
+  /// Not copyable.
   spsc_ring& operator=(const spsc_ring&) = delete;
 
+  /// Frees the heap storage or unmaps the mirrored storage the ring owns (caller's storage is
+  /// left alone). In a shared ring, gives up this process's role and unmaps the segment; the
+  /// segment and its name stay until remove_shared(). No grant may be outstanding.
   ~spsc_ring() {
     if (owned_) ::operator delete(static_cast<void*>(data_), storage_alignment);
     if (role_slot_) detail::release_slot(segment_, *role_slot_);
@@ -254,7 +261,7 @@ class spsc_ring {
   /// Producer. As try_reserve(n), but waits until the grant can be made or the ring is closed
   /// (then it returns an empty grant). Needs the `waitable` policy.
   [[nodiscard]] write_grant reserve(size_type n)
-    requires Wait::enabled
+    requires(Wait::enabled)  // parenthesised, as every such clause here: Doxygen parses it then
   {
     return wait_reserve(n, detail::no_deadline{});
   }
@@ -263,7 +270,7 @@ class spsc_ring {
   /// refused).
   template <class Rep, class Period>
   [[nodiscard]] write_grant try_reserve_for(size_type n, const std::chrono::duration<Rep, Period>& timeout)
-    requires Wait::enabled
+    requires(Wait::enabled)
   {
     return wait_reserve(n, detail::deadline_after(timeout));
   }
@@ -271,7 +278,7 @@ class spsc_ring {
   /// Producer. As reserve(n), but gives up at `deadline` (any clock): an empty grant then.
   template <class Clock, class Duration>
   [[nodiscard]] write_grant try_reserve_until(size_type n, const std::chrono::time_point<Clock, Duration>& deadline)
-    requires Wait::enabled
+    requires(Wait::enabled)
   {
     return wait_reserve(n, detail::deadline_at<Clock, Duration>{deadline});
   }
@@ -293,7 +300,7 @@ class spsc_ring {
   /// min(n, min_free) elements is free (the water mark: a sleeping producer is not woken for
   /// less) or the ring is closed. Throws std::length_error if min_free > capacity().
   [[nodiscard]] write_grant reserve_up_to(size_type n, size_type min_free = 1)
-    requires Wait::enabled
+    requires(Wait::enabled)
   {
     return wait_reserve_up_to(n, min_free, detail::no_deadline{});
   }
@@ -303,7 +310,7 @@ class spsc_ring {
   template <class Rep, class Period>
   [[nodiscard]] write_grant try_reserve_up_to_for(size_type n, const std::chrono::duration<Rep, Period>& timeout,
                                                   size_type min_free = 1)
-    requires Wait::enabled
+    requires(Wait::enabled)
   {
     return wait_reserve_up_to(n, min_free, detail::deadline_after(timeout));
   }
@@ -313,7 +320,7 @@ class spsc_ring {
   [[nodiscard]] write_grant try_reserve_up_to_until(size_type n,
                                                     const std::chrono::time_point<Clock, Duration>& deadline,
                                                     size_type min_free = 1)
-    requires Wait::enabled
+    requires(Wait::enabled)
   {
     return wait_reserve_up_to(n, min_free, detail::deadline_at<Clock, Duration>{deadline});
   }
@@ -391,7 +398,7 @@ class spsc_ring {
   /// ring is closed, returns what is left, then empty grants. Throws std::length_error if
   /// min_ready > capacity(), std::logic_error if a read grant is outstanding.
   [[nodiscard]] read_grant read(size_type min_ready = 1)
-    requires Wait::enabled
+    requires(Wait::enabled)
   {
     return wait_read(min_ready, detail::no_deadline{});
   }
@@ -400,7 +407,7 @@ class spsc_ring {
   /// committed (possibly fewer than min_ready), or an empty grant if nothing is.
   template <class Rep, class Period>
   [[nodiscard]] read_grant try_read_for(const std::chrono::duration<Rep, Period>& timeout, size_type min_ready = 1)
-    requires Wait::enabled
+    requires(Wait::enabled)
   {
     return wait_read(min_ready, detail::deadline_after(timeout));
   }
@@ -409,7 +416,7 @@ class spsc_ring {
   template <class Clock, class Duration>
   [[nodiscard]] read_grant try_read_until(const std::chrono::time_point<Clock, Duration>& deadline,
                                           size_type min_ready = 1)
-    requires Wait::enabled
+    requires(Wait::enabled)
   {
     return wait_read(min_ready, detail::deadline_at<Clock, Duration>{deadline});
   }
@@ -950,10 +957,14 @@ class spsc_ring {
 template <class T, class Wait>
 class [[nodiscard]] spsc_ring<T, Wait>::write_grant {
  public:
+  /// An empty grant.
   write_grant() noexcept = default;
+  /// Takes over `other`'s reservation; `other` is left empty.
   write_grant(write_grant&& other) noexcept
       : ring_(std::exchange(other.ring_, nullptr)), span_(std::exchange(other.span_, {})),
         skip_(other.skip_) {}
+  /// Withdraws this grant's reservation (publishing nothing), then takes over `other`'s;
+  /// `other` is left empty.
   write_grant& operator=(write_grant&& other) noexcept {
     if (this != &other) {
       drop();
@@ -963,14 +974,23 @@ class [[nodiscard]] spsc_ring<T, Wait>::write_grant {
     }
     return *this;
   }
+  /// Withdraws the reservation if it was not committed: publishes nothing.
   ~write_grant() { drop(); }
 
+  /// The granted elements, to be written in place; empty for an empty grant.
   [[nodiscard]] std::span<T> span() const noexcept { return span_; }
+  /// The first granted element (span().data()).
   [[nodiscard]] T* data() const noexcept { return span_.data(); }
+  /// Number of granted elements; 0 for an empty grant.
   [[nodiscard]] size_type size() const noexcept { return span_.size(); }
+  /// True if the grant holds no elements (the reservation could not be satisfied, or the grant
+  /// was committed, withdrawn or moved from).
   [[nodiscard]] bool empty() const noexcept { return span_.empty(); }
+  /// True while the grant holds elements: !empty().
   explicit operator bool() const noexcept { return !span_.empty(); }
+  /// The first granted element, for range-for.
   T* begin() const noexcept { return span_.data(); }
+  /// One past the last granted element.
   T* end() const noexcept { return span_.data() + span_.size(); }
   /// Unchecked, as std::span's.
   T& operator[](size_type i) const noexcept { return span_[i]; }
@@ -1006,9 +1026,13 @@ class [[nodiscard]] spsc_ring<T, Wait>::write_grant {
 template <class T, class Wait>
 class [[nodiscard]] spsc_ring<T, Wait>::read_grant {
  public:
+  /// An empty grant.
   read_grant() noexcept = default;
+  /// Takes over `other`'s view; `other` is left empty.
   read_grant(read_grant&& other) noexcept
       : ring_(std::exchange(other.ring_, nullptr)), span_(std::exchange(other.span_, {})) {}
+  /// Drops this grant's view (freeing nothing), then takes over `other`'s; `other` is left
+  /// empty.
   read_grant& operator=(read_grant&& other) noexcept {
     if (this != &other) {
       drop();
@@ -1017,14 +1041,23 @@ class [[nodiscard]] spsc_ring<T, Wait>::read_grant {
     }
     return *this;
   }
+  /// Ends the grant without freeing anything: the elements are read again by the next read.
   ~read_grant() { drop(); }
 
+  /// The committed elements, read in place; empty for an empty grant.
   [[nodiscard]] std::span<const T> span() const noexcept { return span_; }
+  /// The first element (span().data()).
   [[nodiscard]] const T* data() const noexcept { return span_.data(); }
+  /// Number of elements in view; 0 for an empty grant.
   [[nodiscard]] size_type size() const noexcept { return span_.size(); }
+  /// True if the grant holds no elements (nothing was committed, or the grant was released,
+  /// dropped or moved from).
   [[nodiscard]] bool empty() const noexcept { return span_.empty(); }
+  /// True while the grant holds elements: !empty().
   explicit operator bool() const noexcept { return !span_.empty(); }
+  /// The first element, for range-for.
   const T* begin() const noexcept { return span_.data(); }
+  /// One past the last element.
   const T* end() const noexcept { return span_.data() + span_.size(); }
   /// Unchecked, as std::span's.
   const T& operator[](size_type i) const noexcept { return span_[i]; }
@@ -1057,10 +1090,14 @@ class [[nodiscard]] spsc_ring<T, Wait>::read_grant {
 template <class T, class Wait>
 class [[nodiscard]] spsc_ring<T, Wait>::split_write_grant {
  public:
+  /// An empty grant.
   split_write_grant() noexcept = default;
+  /// Takes over `other`'s reservation; `other` is left empty.
   split_write_grant(split_write_grant&& other) noexcept
       : ring_(std::exchange(other.ring_, nullptr)), first_(std::exchange(other.first_, {})),
         second_(std::exchange(other.second_, {})) {}
+  /// Withdraws this grant's reservation (publishing nothing), then takes over `other`'s;
+  /// `other` is left empty.
   split_write_grant& operator=(split_write_grant&& other) noexcept {
     if (this != &other) {
       drop();
@@ -1070,12 +1107,20 @@ class [[nodiscard]] spsc_ring<T, Wait>::split_write_grant {
     }
     return *this;
   }
+  /// Withdraws the reservation if it was not committed: publishes nothing.
   ~split_write_grant() { drop(); }
 
+  /// The region at the write position, never empty in a non-empty grant.
   [[nodiscard]] std::span<T> first() const noexcept { return first_; }
+  /// The region from the start of the storage that follows first(); empty when no wrap is
+  /// needed.
   [[nodiscard]] std::span<T> second() const noexcept { return second_; }
+  /// Elements in both regions together; 0 for an empty grant.
   [[nodiscard]] size_type size() const noexcept { return first_.size() + second_.size(); }
+  /// True if the grant holds no elements (the reservation could not be satisfied, or the grant
+  /// was committed, withdrawn or moved from).
   [[nodiscard]] bool empty() const noexcept { return first_.empty(); }
+  /// True while the grant holds elements: !empty().
   explicit operator bool() const noexcept { return !first_.empty(); }
 
   /// Publishes the first k elements (first() then second()) and ends the grant.
@@ -1089,6 +1134,7 @@ class [[nodiscard]] spsc_ring<T, Wait>::split_write_grant {
     }
     first_ = second_ = {};
   }
+  /// Publishes every element of both regions and ends the grant.
   void commit() { commit(size()); }
   /// Withdraws the grant: publishes nothing. Same as destroying it.
   void discard() noexcept { drop(); }
@@ -1112,10 +1158,14 @@ class [[nodiscard]] spsc_ring<T, Wait>::split_write_grant {
 template <class T, class Wait>
 class [[nodiscard]] spsc_ring<T, Wait>::split_read_grant {
  public:
+  /// An empty grant.
   split_read_grant() noexcept = default;
+  /// Takes over `other`'s view; `other` is left empty.
   split_read_grant(split_read_grant&& other) noexcept
       : ring_(std::exchange(other.ring_, nullptr)), first_(std::exchange(other.first_, {})),
         second_(std::exchange(other.second_, {})), gap_(other.gap_) {}
+  /// Drops this grant's view (freeing nothing), then takes over `other`'s; `other` is left
+  /// empty.
   split_read_grant& operator=(split_read_grant&& other) noexcept {
     if (this != &other) {
       drop();
@@ -1126,12 +1176,20 @@ class [[nodiscard]] spsc_ring<T, Wait>::split_read_grant {
     }
     return *this;
   }
+  /// Ends the grant without freeing anything: the elements are read again by the next read.
   ~split_read_grant() { drop(); }
 
+  /// The region at the read position, never empty in a non-empty grant.
   [[nodiscard]] std::span<const T> first() const noexcept { return first_; }
+  /// The committed elements from the start of the storage that follow first(); empty when the
+  /// data does not wrap.
   [[nodiscard]] std::span<const T> second() const noexcept { return second_; }
+  /// Elements in both regions together; 0 for an empty grant.
   [[nodiscard]] size_type size() const noexcept { return first_.size() + second_.size(); }
+  /// True if the grant holds no elements (nothing was committed, or the grant was released,
+  /// dropped or moved from).
   [[nodiscard]] bool empty() const noexcept { return first_.empty(); }
+  /// True while the grant holds elements: !empty().
   explicit operator bool() const noexcept { return !first_.empty(); }
 
   /// Frees the first k elements (first() then second()) and ends the grant.
@@ -1144,6 +1202,7 @@ class [[nodiscard]] spsc_ring<T, Wait>::split_read_grant {
     }
     first_ = second_ = {};
   }
+  /// Frees every element of both regions and ends the grant.
   void release() { release(size()); }
 
  private:
