@@ -30,3 +30,6 @@ SLUICE_TEST_PACKAGES+=(pkg-config doxygen)
 # The demos: CLI11 for their options, libsndfile and JACK (with its server, which runs on the
 # dummy backend without a sound card) for the audio pipeline.
 SLUICE_DEMO_PACKAGES=(libcli11-dev libsndfile1-dev libjack-jackd2-dev jackd2)
+# The Python module (SLUICE_BUILD_PYTHON, on in the dev tier): the system python3 with its
+# headers, pybind11, NumPy, and pytest for its tests.
+SLUICE_PYTHON_PACKAGES=(python3-dev python3-pybind11 python3-numpy python3-pytest)
