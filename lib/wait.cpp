@@ -86,7 +86,7 @@ void heavy_fence(bool asymmetric, bool process_shared) noexcept {
 #endif
 }
 
-void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns,
+void futex_wait(detail::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns,
                 bool process_shared) noexcept {
   count_call();
 #if defined(__linux__)
@@ -113,7 +113,7 @@ void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::i
 #endif
 }
 
-void futex_wake_all(std::atomic<std::uint32_t>& word, bool process_shared) noexcept {
+void futex_wake_all(detail::atomic<std::uint32_t>& word, bool process_shared) noexcept {
   count_call();
 #if defined(__linux__)
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), process_shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE,

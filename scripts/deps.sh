@@ -28,6 +28,8 @@ SLUICE_TEST_PACKAGES=(clang libclang-rt-14-dev)
 # The package and reference tests: pkg-config, Doxygen. (gcovr, for `./scripts/test coverage`
 # only, is installed by that tier.)
 SLUICE_TEST_PACKAGES+=(pkg-config doxygen)
+# The model-checked suites (tests/model) and the mutation check.
+SLUICE_TEST_PACKAGES+=(relacy-dev)
 # The demos: CLI11 for their options, libsndfile and JACK (with its server, which runs on the
 # dummy backend without a sound card) for the audio pipeline.
 SLUICE_DEMO_PACKAGES=(libcli11-dev libsndfile1-dev libjack-jackd2-dev jackd2)

@@ -91,11 +91,17 @@ void produce(ring_type& ring, const options& opt, live_counters& live, clock_typ
   const bool drop = opt.policy == "drop";
   const std::size_t chunk = std::min(opt.chunk, ring.capacity());
   std::uint64_t next = 0;
+  std::uint64_t refused = 0;  // statistics().refused as of our last refusal
   for (;;) {
     pace(start, next, opt.producer_rate);
     auto grant = ring.try_reserve(chunk);  // refused for room: counted in statistics().refused
     if (!grant) {
-      if (ring.closed()) return;  // refused for being closed, not for room
+      // Refused for room (counted) or because the ring is closed (not counted): the count,
+      // which only this thread writes, tells which. (closed() cannot: the ring may close just
+      // after refusing us for room.)
+      const std::uint64_t now_refused = ring.statistics().refused;
+      if (now_refused == refused) return;  // closed
+      refused = now_refused;
       if (drop) {
         // Never waits: these numbers are gone, and the consumer will see the gap.
         next += chunk;

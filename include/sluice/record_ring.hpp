@@ -56,6 +56,7 @@
 // fast path needs no fence. `close()` sets a flag every reservation checks first.
 #pragma once
 
+#include <sluice/detail/atomic.hpp>
 #include <sluice/detail/config.hpp>
 #include <sluice/detail/errors.hpp>
 #include <sluice/detail/wait.hpp>
@@ -249,7 +250,10 @@ class basic_record_ring {
       // Reclaimed ones count as finished (see recover(); a reclaimed run of several dead
       // reservations counts once, so in_flight() may over-count after one).
       const std::uint64_t finished = finished_count() + ctl_->lost.load(std::memory_order_relaxed);
-      // Acquire: keeps the second look at the finished count after this load.
+      // Acquire pairs with the release bumps of reserved_ in claim(): the second look at the
+      // finished count sees every reservation a producer finished before one counted here, so
+      // when the two looks agree, the difference counts at most one reservation per producer
+      // more than are outstanding.
       const std::uint64_t reserved = ctl_->reserved.load(std::memory_order_acquire);
       in_flight = reserved > finished ? reserved - finished : 0;
       if (finished_count() == finished) break;
@@ -259,7 +263,10 @@ class basic_record_ring {
   /// Closes the ring. Any thread, concurrently with producers and the consumer, any number of
   /// times. From then on every reservation (non-blocking, timed or blocking) returns an empty
   /// grant at once and never throws; grants obtained before may still commit. Reads go on
-  /// returning what was committed, then empty batches. Every sleeper on either side wakes.
+  /// returning what was committed, then empty batches. Every sleeper on either side wakes, a
+  /// blocking read included, even while reservations are in flight: records committed behind
+  /// one (or by a grant obtained before close()) are returned by a later read once it finishes.
+  /// A consumer that must see every record reads until a read is empty and in_flight() is 0.
   void close() noexcept {
     // Seq_cst: pairs with the seq_cst loads in the waiters' conditions (see wait_slot::wake_all).
     ctl_->closed.store(1, std::memory_order_seq_cst);
@@ -440,22 +447,22 @@ class basic_record_ring {
         : consumer_wait(asymmetric, process_shared), producer_wait(asymmetric, process_shared) {}
 
     // Released up to here. Written by the consumer, read by producers.
-    alignas(detail::cache_line) std::atomic<std::uint64_t> head{0};
+    alignas(detail::cache_line) detail::atomic<std::uint64_t> head{0};
     // Reserved up to here. Written by producers (CAS in mpsc), read by producers and observers.
-    alignas(detail::cache_line) std::atomic<std::uint64_t> tail{0};
+    alignas(detail::cache_line) detail::atomic<std::uint64_t> tail{0};
     // Statistics written by producers, beside tail: a producer touches them right after claiming
     // tail's line. In flight = reserved - committed - discarded.
-    std::atomic<std::uint64_t> reserved{0};
-    std::atomic<std::uint64_t> committed{0};
-    std::atomic<std::uint64_t> discarded{0};
-    std::atomic<std::uint64_t> refused{0};
+    detail::atomic<std::uint64_t> reserved{0};
+    detail::atomic<std::uint64_t> committed{0};
+    detail::atomic<std::uint64_t> discarded{0};
+    detail::atomic<std::uint64_t> refused{0};
     // Statistics written by the consumer only, on a line producers never read.
-    alignas(detail::cache_line) std::atomic<std::uint64_t> released{0};
-    std::atomic<std::uint64_t> high_water{0};
-    std::atomic<std::uint64_t> lost{0};  // reservations of dead or stalled producers reclaimed
+    alignas(detail::cache_line) detail::atomic<std::uint64_t> released{0};
+    detail::atomic<std::uint64_t> high_water{0};
+    detail::atomic<std::uint64_t> lost{0};  // reservations of dead or stalled producers reclaimed
     // Shared rings: the head the consumer is about to publish, stored before it zeroes the bytes
     // it releases, so that a successor of a consumer that died meanwhile completes the release.
-    std::atomic<std::uint64_t> releasing{0};
+    detail::atomic<std::uint64_t> releasing{0};
 
     // Sleepers of each side, each on its own line.
     detail::wait_slot consumer_wait;  // the consumer, waiting for records
@@ -463,7 +470,7 @@ class basic_record_ring {
 
     // Set to 1 once by close(); read by every reservation. A word, not a bool: any value a peer
     // writes into shared memory must be one the type can hold (non-zero reads as closed).
-    alignas(detail::cache_line) std::atomic<std::uint32_t> closed{0};
+    alignas(detail::cache_line) detail::atomic<std::uint32_t> closed{0};
   };
 
   static bool use_asymmetric() noexcept {
@@ -739,7 +746,9 @@ class basic_record_ring {
         // "full", never towards overlap.
         if (claim_tail<Shared>(t, advance(t, pad + footprint))) break;
       }
-      ctl_->reserved.fetch_add(1, std::memory_order_relaxed);  // a statistic
+      // Release pairs with the acquire in in_flight(): its second look at the finished counts
+      // then sees this producer's earlier reservations finished.
+      ctl_->reserved.fetch_add(1, std::memory_order_release);
     } else {
       t = private_tail_;
       pad = padding_for(t, footprint);
@@ -752,8 +761,9 @@ class basic_record_ring {
         ctl_->tail.store(private_tail_, std::memory_order_seq_cst);  // as claim_tail()
       else
         ctl_->tail.store(private_tail_, std::memory_order_relaxed);  // observers only; headers publish
-      // One writer: a load and a store, no read-modify-write needed. Relaxed: a statistic.
-      ctl_->reserved.store(ctl_->reserved.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      // One writer: a load and a store, no read-modify-write needed. Release: as in the
+      // multi-producer case.
+      ctl_->reserved.store(ctl_->reserved.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     }
     size_type at = index_of(t);
     if (pad != 0) {
@@ -915,8 +925,8 @@ class basic_record_ring {
     return footprint <= room ? 0 : room;
   }
 
-  std::atomic_ref<std::uint64_t> header_at(size_type index) const noexcept {
-    return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + index));
+  detail::atomic_ref<std::uint64_t> header_at(size_type index) const noexcept {
+    return detail::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + index));
   }
 
   // --- called by grants (any producer thread)
@@ -932,14 +942,18 @@ class basic_record_ring {
                                                       std::memory_order_relaxed)) {
       return false;  // reclaimed: the space is the consumer's (relaxed: we read nothing of it)
     }
-    // Release pairs with the acquire in finished_count(): in_flight() then sees this
-    // reservation's reserved_ bump too. (On x86 release costs no instruction over relaxed.)
-    std::atomic<std::uint64_t>& count = (header & discard_flag) ? ctl_->discarded : ctl_->committed;
+    detail::atomic<std::uint64_t>& count = (header & discard_flag) ? ctl_->discarded : ctl_->committed;
     if constexpr (Policy::multi) {
+      // Release pairs with the acquire in finished_count(): an in_flight() that counts this
+      // finish also sees this reservation's reserved_ bump, so another producer's reservation
+      // in flight is never cancelled out by it. (On x86 release costs nothing over relaxed.)
       count.fetch_add(1, std::memory_order_release);
     } else {
-      // One writer (the producer thread): a load and a store suffice. Relaxed load: our own.
-      count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+      // One writer (the producer thread): a load and a store suffice. Relaxed: with a single
+      // producer an in_flight() that sees this finish before the matching reserved_ bump
+      // reports 0, which was true right after this store; there is no other producer's
+      // reservation for it to hide, so a release would order nothing a reader relies on.
+      count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     if constexpr (Wait::enabled) {
       // Pairs with the consumer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
@@ -969,8 +983,8 @@ class basic_record_ring {
     // Relaxed: read only by a consumer attaching after this one is gone.
     if (role_slot_) ctl_->releasing.store(new_head, std::memory_order_relaxed);
     const size_type first = std::min(bytes, end_ - head_index_);
-    std::memset(data_ + head_index_, 0, first);
-    if (bytes != first) std::memset(data_, 0, bytes - first);
+    detail::zero_storage(data_ + head_index_, first);
+    if (bytes != first) detail::zero_storage(data_, bytes - first);
     head_index_ += bytes;
     if (head_index_ >= capacity_) head_index_ -= capacity_;
     private_head_ = new_head;

@@ -56,6 +56,7 @@
 // `close()` sets a flag every reservation checks first, and wakes both sides.
 #pragma once
 
+#include <sluice/detail/atomic.hpp>
 #include <sluice/detail/config.hpp>
 #include <sluice/detail/errors.hpp>
 #include <sluice/detail/wait.hpp>
@@ -477,23 +478,23 @@ class spsc_ring {
         : consumer_wait(asymmetric, process_shared), producer_wait(asymmetric, process_shared) {}
 
     // Elements the consumer has given back. Written by the consumer, read by the producer.
-    alignas(detail::cache_line) std::atomic<std::uint64_t> read{0};
-    std::atomic<std::uint64_t> released{0};    // statistics, by the consumer
-    std::atomic<std::uint64_t> high_water{0};
+    alignas(detail::cache_line) detail::atomic<std::uint64_t> read{0};
+    detail::atomic<std::uint64_t> released{0};    // statistics, by the consumer
+    detail::atomic<std::uint64_t> high_water{0};
     // The read position the consumer publishes after passing a skip, stored just before (see
     // clear_skip()). Written by the consumer; read only by a consumer attaching.
-    std::atomic<std::uint64_t> passing{0};
+    detail::atomic<std::uint64_t> passing{0};
 
     // Elements (and skipped tails) the producer has published. Written by the producer, read by
     // the consumer.
-    alignas(detail::cache_line) std::atomic<std::uint64_t> write{0};
+    alignas(detail::cache_line) detail::atomic<std::uint64_t> write{0};
     // Storage index where the pending skipped tail starts, in [1, capacity_), or 0 for none. Set
     // by the producer when it commits a wrapped grant, cleared by the consumer when it passes the
     // skip; never both at once (see the essay). Shares write's line: it changes once a lap at
     // most.
-    std::atomic<std::uint64_t> skip_index{0};
-    std::atomic<std::uint64_t> committed{0};  // statistics, by the producer
-    std::atomic<std::uint64_t> refused{0};
+    detail::atomic<std::uint64_t> skip_index{0};
+    detail::atomic<std::uint64_t> committed{0};  // statistics, by the producer
+    detail::atomic<std::uint64_t> refused{0};
 
     // Sleepers of each side, each on its own line.
     detail::wait_slot consumer_wait;  // the consumer, waiting for data
@@ -501,7 +502,7 @@ class spsc_ring {
 
     // Set to 1 once by close(); read by every reservation. A word, not a bool: any value a peer
     // writes into shared memory must be one the type can hold (non-zero reads as closed).
-    alignas(detail::cache_line) std::atomic<std::uint32_t> closed{0};
+    alignas(detail::cache_line) detail::atomic<std::uint32_t> closed{0};
   };
 
   // "No pending skip" in the consumer's cache: a value no storage index equals.

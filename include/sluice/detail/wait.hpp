@@ -57,6 +57,7 @@
 // producer is asleep or has nudged it.
 #pragma once
 
+#include <sluice/detail/atomic.hpp>
 #include <sluice/detail/config.hpp>
 
 #include <atomic>
@@ -67,7 +68,10 @@
 
 namespace sluice::detail {
 
-// ---- lib/wait.cpp: the platform layer
+// ---- lib/wait.cpp: the platform layer (in a model-checked build, <sluice_model/atomic.hpp>
+// defines these over Relacy: no membarrier, so full fences on both sides, and its futex model)
+
+#if !defined(SLUICE_MODEL_CHECK)
 
 // Registers this process for expedited membarrier, once. True if heavy_fence() may then pair
 // with light_fence()'s compiler barrier; false means both sides must use full fences.
@@ -82,12 +86,13 @@ void heavy_fence(bool asymmetric, bool process_shared) noexcept;
 // Sleeps while `word` holds `expected`, at most `timeout_ns` (forever if negative). Returns on
 // a wake-up, a timeout, a signal or a spurious wake: callers re-check their condition.
 // `process_shared`: the word is in memory shared between processes (a non-private futex).
-void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns,
+void futex_wait(detail::atomic<std::uint32_t>& word, std::uint32_t expected, std::int64_t timeout_ns,
                 bool process_shared) noexcept;
 // Wakes every thread sleeping in futex_wait() on `word`.
-void futex_wake_all(std::atomic<std::uint32_t>& word, bool process_shared) noexcept;
+void futex_wake_all(detail::atomic<std::uint32_t>& word, bool process_shared) noexcept;
 // System calls sluice has issued in this process (futex and membarrier), for tests.
 std::uint64_t kernel_calls() noexcept;
+#endif
 
 // The progress side's half of the pairing with heavy_fence() (see above), between its store of
 // `stored` and its load of `loaded` (a sleeper count), when membarrier is registered: only the
@@ -187,18 +192,26 @@ class alignas(cache_line) wait_slot {
   template <class Wake, class... Stored>
   void notify_after(Wake&& wake, const Stored&... stored) noexcept {
     light_fence(stored..., sleepers_);  // pairs with the sleeper's heavy_fence()
-    // Acquire pairs with the sleeper's increment: a notifier that sees it also sees the
-    // sleeper's `want_` (stored before it).
-    if (sleepers_.load(std::memory_order_acquire) != 0) [[unlikely]] {
+    // Relaxed, as is has_sleepers(): what the sleeper stored before its increment (its `want_`)
+    // reaches the loads of the slow path through the fences, not through this load. With
+    // membarrier, the barrier forced into this thread either precedes these loads (they see
+    // everything the sleeper stored) or follows our cursor store (the sleeper sees the cursor
+    // and does not sleep). With full fences, a seq_cst fence follows this load; the increment it
+    // read precedes that fence in the single total order of seq_cst operations, and so does the
+    // sleeper's seq_cst update of `want_` before it, which the seq_cst load of `want_` in
+    // wake_if_wanted() therefore sees. (The model check confirms both: tests/model.)
+    if (sleepers_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
       // Full-fence mode: the load above may have passed our store; fence and look again. (A
       // shared ring's mode bit brings it here on every call: one more load, then out.)
-      if (!asymmetric()) std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with heavy_fence()
+      if (!asymmetric()) detail::thread_fence(std::memory_order_seq_cst);  // pairs with heavy_fence()
       if (has_sleepers()) wake();
     }
   }
 
-  // Somebody sleeps here (or is between announcing itself and leaving). Acquire, as above.
-  bool has_sleepers() const noexcept { return (sleepers_.load(std::memory_order_acquire) & ~mode_bits) != 0; }
+  // Somebody sleeps here (or is between announcing itself and leaving). Relaxed, as in
+  // notify_after(): callers order it with fences (the heavy fence of a waiting consumer that
+  // looks for a stuck producer, the notifier's own).
+  bool has_sleepers() const noexcept { return (sleepers_.load(std::memory_order_relaxed) & ~mode_bits) != 0; }
 
   // Slow path: the sleepers may proceed once `available` reaches the lowest want.
   void wake_if_wanted(std::uint64_t available) noexcept {
@@ -293,7 +306,8 @@ class alignas(cache_line) wait_slot {
  private:
   // About a microsecond of polling before the first system call: a hand-off that is already
   // under way completes without sleeping.
-  static constexpr int spin_iterations = 64;
+  // (One under the model checker: the spin changes no outcome, only multiplies interleavings.)
+  static constexpr int spin_iterations = model_checked ? 1 : 64;
 
   void lower_want(std::uint64_t want) noexcept {
     std::uint64_t current = want_.load(std::memory_order_seq_cst);
@@ -306,12 +320,12 @@ class alignas(cache_line) wait_slot {
   static constexpr std::uint32_t shared_mode = 1u << 30;
   static constexpr std::uint32_t mode_bits = full_fences | shared_mode;
 
-  std::atomic<std::uint32_t> sleepers_;     // threads between announcing and leaving, | full_fences
-  std::atomic<std::uint32_t> epoch_{0};     // the futex word: bumped by every wake
-  std::atomic<std::uint32_t> nudges_{0};    // bumped when the other side is stuck
-  std::atomic<std::uint32_t> holding_out_{0};  // a sleeper waits for a water mark above 1 (a word: see closed)
-  std::atomic<std::uint64_t> want_{no_want};  // the lowest amount a sleeper needs
-  std::atomic<std::uint64_t> wakeups_{0};   // statistic: wake system calls issued
+  detail::atomic<std::uint32_t> sleepers_;     // threads between announcing and leaving, | full_fences
+  detail::atomic<std::uint32_t> epoch_{0};     // the futex word: bumped by every wake
+  detail::atomic<std::uint32_t> nudges_{0};    // bumped when the other side is stuck
+  detail::atomic<std::uint32_t> holding_out_{0};  // a sleeper waits for a water mark above 1 (a word: see closed)
+  detail::atomic<std::uint64_t> want_{no_want};  // the lowest amount a sleeper needs
+  detail::atomic<std::uint64_t> wakeups_{0};   // statistic: wake system calls issued
 };
 
 // A consumer's water-mark announcement (wait_slot::set_holding_out) for the length of one
