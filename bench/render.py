@@ -337,13 +337,19 @@ push and one pop, or one 16-byte record written and read), which are the same on
   moving fewer lines, and the consumer zeroes what it releases (so that producers find headers
   "not yet written") at a cost of about 22 instructions per 16-byte record. `spsc_record_ring`,
   with no compare-and-swap on the tail, is the one-producer choice.
-- **Waiting support (within 5% of the same ring without it).** Met for `spsc_ring` and
-  `mpsc_record_ring` in two-thread traffic. Not met for `spsc_record_ring` with 16-byte records:
-  146 instructions against 116 under g++ 12 (clang++ 14: 178 against 175). The commit path's
-  out-of-line wake-up call, taken only when someone sleeps, makes gcc keep the producer's grant
-  in memory instead of registers; removing that call alone brings the count back to 116, and
-  a commit made wholly out of line costs 129 to 133. The fence itself costs nothing: the
-  asymmetric design leaves a compiler barrier and one load on that path.
+- **Waiting support (within 5% of the same ring without it).** In instructions (g++ 12, one
+  thread): `spsc_ring` 69 against 61 per push and pop, `spsc_record_ring` 120 against 116 and
+  `mpsc_record_ring` 119 against 115 per 16-byte record: a compiler barrier and one load of a
+  line nobody writes, per commit and per release. `spsc_record_ring` used to cost 146: the
+  consumer's release named the head cursor in its compiler barrier, which made gcc keep a
+  producer's grant in memory wherever the two sides' calls meet in one function; the plain
+  barrier fixed it. Two-thread ratios follow the cache-line regime more than the
+  instructions: the 2026-12-02 AMD EPYC run had `spsc_ring` at 1.06 and `mpsc_record_ring` at
+  0.98; this 2026-12-03 Intel Xeon run has `spsc_record_ring` at 0.96, `spsc_ring` at 2.75 (the
+  regime flipped, in the ring's favour) and `mpsc_record_ring` at 0.77, where full fences on
+  every commit and release (0.80) cost no more than the two plain loads. That points at timing
+  (how many records the consumer finds per read) rather than at the loads themselves; the
+  cause is not yet pinned down.
 - **wake_up.** The median hand-off to a sleeping consumer is about 28 microseconds for both the
   condition variable and the ring: the time for the host to run an idle virtual CPU again. The
   tails (a millisecond and more at the 99th percentile) are the host's, and vary with it.

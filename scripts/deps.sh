@@ -25,9 +25,8 @@ sluice_install_missing() {
 SLUICE_BUILD_PACKAGES=(g++ cmake ninja-build libboost-dev libgtest-dev libbenchmark-dev libasio-dev)
 # The tsan preset uses clang++ and its sanitizer runtimes.
 SLUICE_TEST_PACKAGES=(clang libclang-rt-14-dev)
-# The package and reference tests: pkg-config, Doxygen. (gcovr, for `./scripts/test coverage`
-# only, is installed by that tier.)
-SLUICE_TEST_PACKAGES+=(pkg-config doxygen)
+# The package and reference tests: pkg-config, Doxygen; the coverage tier's report: gcovr.
+SLUICE_TEST_PACKAGES+=(pkg-config doxygen gcovr)
 # The model-checked suites (tests/model) and the mutation check.
 SLUICE_TEST_PACKAGES+=(relacy-dev)
 # The demos: CLI11 for their options, libsndfile and JACK (with its server, which runs on the

@@ -742,7 +742,9 @@ class spsc_ring {
   }
 
   // The consumer sleeps: wake it if what is committed reaches its water mark. Relaxed load of
-  // read: notify_after()'s acquire already ordered it after the consumer's last store of read.
+  // read: the fences of notify_after() order it after the consumer's last store of read before
+  // it slept (detail/wait.hpp); an older value would only overstate what is ready, waking the
+  // consumer early to re-check.
   [[gnu::noinline]] void wake_consumer() noexcept {
     ctl_->consumer_wait.wake_if_wanted(w_ - ctl_->read.load(std::memory_order_relaxed));
   }
@@ -909,8 +911,9 @@ class spsc_ring {
     }
   }
 
-  // The producer sleeps: wake it if the free space reaches its need. Relaxed load of write:
-  // notify_after()'s acquire already ordered it after the producer's last store of write.
+  // The producer sleeps: wake it if the free space reaches its need. Relaxed load of write: the
+  // fences of notify_after() order it after the producer's last store of write before it slept;
+  // an older value would only overstate the free space, waking the producer early to re-check.
   [[gnu::noinline]] void wake_producer() noexcept {
     const std::uint64_t used = ctl_->write.load(std::memory_order_relaxed) - r_;
     ctl_->producer_wait.wake_if_wanted(used >= capacity_ ? 0 : capacity_ - used);
