@@ -30,28 +30,15 @@
 #include <stdexcept>
 #include <vector>
 
+#include "fuzz_checks.hpp"
+
+const char* const sluice_fuzz::target_name = "record_ring_ops_fuzz";
+
 namespace {
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "record_ring_ops_fuzz: %s\n", what);
-  std::abort();
-}
-void check(bool ok, const char* what) {
-  if (!ok) fail(what);
-}
-
-// Runs `call`, which must throw exactly E (and nothing else).
-template <class E, class Call>
-void expect_throw(Call&& call, const char* what) {
-  try {
-    call();
-  } catch (const E&) {
-    return;
-  } catch (...) {
-    fail(what);
-  }
-  fail(what);
-}
+using sluice_fuzz::check;
+using sluice_fuzz::expect_throw;
+using sluice_fuzz::fail;
 
 // Byte i of reservation `id`'s payload.
 std::byte payload_byte(std::uint32_t id, std::size_t i) {

@@ -26,30 +26,17 @@
 #include <stdexcept>
 #include <vector>
 
+#include "fuzz_checks.hpp"
+
+const char* const sluice_fuzz::target_name = "spsc_ring_ops_fuzz";
+
 namespace {
 
 using ring_t = sluice::spsc_ring<std::uint16_t>;
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "spsc_ring_ops_fuzz: %s\n", what);
-  std::abort();
-}
-void check(bool ok, const char* what) {
-  if (!ok) fail(what);
-}
-
-// Runs `call`, which must throw exactly E (and nothing else).
-template <class E, class Call>
-void expect_throw(Call&& call, const char* what) {
-  try {
-    call();
-  } catch (const E&) {
-    return;
-  } catch (...) {
-    fail(what);
-  }
-  fail(what);
-}
+using sluice_fuzz::check;
+using sluice_fuzz::expect_throw;
+using sluice_fuzz::fail;
 
 struct harness {
   explicit harness(std::size_t capacity) : ring(capacity), cap(capacity) {}
