@@ -266,7 +266,8 @@ class basic_record_ring {
   /// returning what was committed, then empty batches. Every sleeper on either side wakes, a
   /// blocking read included, even while reservations are in flight: records committed behind
   /// one (or by a grant obtained before close()) are returned by a later read once it finishes.
-  /// A consumer that must see every record reads until a read is empty and in_flight() is 0.
+  /// A consumer that must see every record waits until in_flight() is 0, then reads until a
+  /// read is empty.
   void close() noexcept {
     // Seq_cst: pairs with the seq_cst loads in the waiters' conditions (see wait_slot::wake_all).
     ctl_->closed.store(1, std::memory_order_seq_cst);
@@ -949,11 +950,10 @@ class basic_record_ring {
       // in flight is never cancelled out by it. (On x86 release costs nothing over relaxed.)
       count.fetch_add(1, std::memory_order_release);
     } else {
-      // One writer (the producer thread): a load and a store suffice. Relaxed: with a single
-      // producer an in_flight() that sees this finish before the matching reserved_ bump
-      // reports 0, which was true right after this store; there is no other producer's
-      // reservation for it to hide, so a release would order nothing a reader relies on.
-      count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      // One writer (the producer thread): a load and a store suffice. Relaxed load: our own.
+      // Release, as above: the producer may hold several grants and finish them out of order,
+      // so this finish must not cancel out an earlier reservation still in flight.
+      count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     }
     if constexpr (Wait::enabled) {
       // Pairs with the consumer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.

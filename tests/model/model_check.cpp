@@ -387,6 +387,8 @@ struct mpsc_records : rl::test_suite<mpsc_records, 3> {
     for (auto r : b) {
       const auto [seq, who] = records.check(r);
       RL_ASSERT(who < 2);
+      RL_ASSERT(seq > last_seen[who]);          // each producer's records in its order, once
+      RL_ASSERT(!(who == 1 && seq == 3));       // producer 1 discards its third reservation
       ++delivered[who];
       last_seen[who] = seq;
     }
@@ -542,6 +544,35 @@ struct record_observer : rl::test_suite<record_observer<Ring, Producers>, Produc
 using spsc_record_observer = record_observer<sluice::spsc_record_ring, 1>;
 using mpsc_record_observer = record_observer<sluice::mpsc_record_ring, 2>;
 
+// in_flight() from another thread never hides a reservation that is in flight throughout the
+// call, even when the producer finishes a later one first: the producer holds A and B, commits
+// B, and only then (a seq_cst flag first) commits A. An observer that saw B's commit before its
+// call and not the flag after it must count A.
+template <class Ring>
+struct in_flight_lower_bound : rl::test_suite<in_flight_lower_bound<Ring>, 2> {
+  static constexpr std::size_t capacity = 64;
+  Ring ring{capacity};
+  registered_storage<capacity> words{test_access::data(ring)};
+  rl::atomic<int> committing_a{0};  // test-owned: set just before A is committed
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      auto a = ring.try_reserve(2);
+      auto b = ring.try_reserve(2);
+      RL_ASSERT(a && b);
+      b.commit();
+      committing_a.store(1, rl::mo_seq_cst, RL_INFO);
+      a.commit();
+    } else {
+      const std::uint64_t committed_before = ring.statistics().committed;
+      const std::size_t in_flight = ring.in_flight();
+      if (committed_before >= 1 && committing_a.load(rl::mo_seq_cst, RL_INFO) == 0) RL_ASSERT(in_flight >= 1);
+    }
+  }
+};
+using spsc_in_flight = in_flight_lower_bound<sluice::spsc_record_ring>;
+using mpsc_in_flight = in_flight_lower_bound<sluice::mpsc_record_ring>;
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -559,6 +590,8 @@ int main(int argc, char** argv) {
   sluice_model::run<mpsc_records_blocking>("mpsc_records_blocking", options, failures);
   sluice_model::run<spsc_record_observer>("spsc_record_observer", options, failures);
   sluice_model::run<mpsc_record_observer>("mpsc_record_observer", options, failures);
+  sluice_model::run<spsc_in_flight>("spsc_in_flight", options, failures);
+  sluice_model::run<mpsc_in_flight>("mpsc_in_flight", options, failures);
   if (sluice_model::mutation::get().active())
     std::cout << "mutated operation ran " << sluice_model::mutation::get().hits() << " times" << std::endl;
   std::cout << (failures == 0 ? "all suites passed" : "FAILED suites: " + std::to_string(failures)) << std::endl;

@@ -41,8 +41,8 @@
 //   4. futex-wait on epoch_ while it still equals e (the kernel re-reads it atomically);
 //   5. --sleepers_; re-check; repeat from 2 if it still does not hold.
 // Notifier (the other side, after its cursor store), in notify_after(): light_fence(); if
-// sleepers_ != 0 (acquire, pairing with the increment in 2: it then sees the sleeper's `want_`;
-// in full-fence mode, a full fence and a second look first), compute the amount now
+// sleepers_ != 0 (a relaxed load; in full-fence mode, where the mode bit makes it non-zero
+// always, a full fence and a second look first), compute the amount now
 // available to the sleeper; if it reaches `want_`, swap `want_` back to "none", bump epoch_ and
 // futex-wake everyone. Waking everyone is right: sleepers are few (one consumer, or producers
 // of an mpsc ring), and each re-checks its own condition and sleeps again with its own need.
@@ -69,7 +69,8 @@
 namespace sluice::detail {
 
 // ---- lib/wait.cpp: the platform layer (in a model-checked build, <sluice_model/atomic.hpp>
-// defines these over Relacy: no membarrier, so full fences on both sides, and its futex model)
+// defines these over Relacy: its system-wide fence stands for membarrier, its futex model for
+// the futex)
 
 #if !defined(SLUICE_MODEL_CHECK)
 
@@ -193,13 +194,14 @@ class alignas(cache_line) wait_slot {
   void notify_after(Wake&& wake, const Stored&... stored) noexcept {
     light_fence(stored..., sleepers_);  // pairs with the sleeper's heavy_fence()
     // Relaxed, as is has_sleepers(): what the sleeper stored before its increment (its `want_`)
-    // reaches the loads of the slow path through the fences, not through this load. With
-    // membarrier, the barrier forced into this thread either precedes these loads (they see
-    // everything the sleeper stored) or follows our cursor store (the sleeper sees the cursor
-    // and does not sleep). With full fences, a seq_cst fence follows this load; the increment it
-    // read precedes that fence in the single total order of seq_cst operations, and so does the
-    // sleeper's seq_cst update of `want_` before it, which the seq_cst load of `want_` in
-    // wake_if_wanted() therefore sees. (The model check confirms both: tests/model.)
+    // reaches the loads of the slow path through the fences, not through these loads. With
+    // membarrier, the barrier forced into this thread either precedes them (they see everything
+    // the sleeper stored before its heavy_fence()) or follows our cursor store (the sleeper sees
+    // the cursor and does not sleep). With full fences (where this first load always sees the
+    // mode bit), our seq_cst fence and the sleeper's pair: either has_sleepers() after our fence
+    // sees the increment, and the seq_cst load of `want_` in wake_if_wanted() then sees the
+    // sleeper's seq_cst update of `want_` made before it, or the sleeper's re-check after its
+    // fence sees our cursor. (The model-checked suites run both modes: tests/model.)
     if (sleepers_.load(std::memory_order_relaxed) != 0) [[unlikely]] {
       // Full-fence mode: the load above may have passed our store; fence and look again. (A
       // shared ring's mode bit brings it here on every call: one more load, then out.)
@@ -209,8 +211,10 @@ class alignas(cache_line) wait_slot {
   }
 
   // Somebody sleeps here (or is between announcing itself and leaving). Relaxed, as in
-  // notify_after(): callers order it with fences (the heavy fence of a waiting consumer that
-  // looks for a stuck producer, the notifier's own).
+  // notify_after(): what orders it is the fence pairing there (the sleeper's heavy fence with
+  // the notifier's fence or, with membarrier, its compiler barrier), or for a waiting consumer
+  // that looks for a stuck producer, its own heavy fence; the refusal path's look
+  // (note_refused()) is best effort by design.
   bool has_sleepers() const noexcept { return (sleepers_.load(std::memory_order_relaxed) & ~mode_bits) != 0; }
 
   // Slow path: the sleepers may proceed once `available` reaches the lowest want.
