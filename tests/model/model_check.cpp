@@ -546,14 +546,14 @@ using mpsc_record_observer = record_observer<sluice::mpsc_record_ring, 2>;
 
 // in_flight() from another thread never hides a reservation that is in flight throughout the
 // call, even when the producer finishes a later one first: the producer holds A and B, commits
-// B, and only then (a seq_cst flag first) commits A. An observer that saw B's commit before its
-// call and not the flag after it must count A.
+// B, and commits A only once the observer is done. An observer that saw B's commit before its
+// call must count A.
 template <class Ring>
 struct in_flight_lower_bound : rl::test_suite<in_flight_lower_bound<Ring>, 2> {
   static constexpr std::size_t capacity = 64;
   Ring ring{capacity};
   registered_storage<capacity> words{test_access::data(ring)};
-  rl::atomic<int> committing_a{0};  // test-owned: set just before A is committed
+  rl::atomic<int> observer_done{0};  // test-owned: A is committed only after it is set
 
   void thread(unsigned index) {
     if (index == 0) {
@@ -561,12 +561,13 @@ struct in_flight_lower_bound : rl::test_suite<in_flight_lower_bound<Ring>, 2> {
       auto b = ring.try_reserve(2);
       RL_ASSERT(a && b);
       b.commit();
-      committing_a.store(1, rl::mo_seq_cst, RL_INFO);
+      while (observer_done.load(rl::mo_acquire, RL_INFO) == 0) rl::yield(1, RL_INFO);
       a.commit();
     } else {
       const std::uint64_t committed_before = ring.statistics().committed;
       const std::size_t in_flight = ring.in_flight();
-      if (committed_before >= 1 && committing_a.load(rl::mo_seq_cst, RL_INFO) == 0) RL_ASSERT(in_flight >= 1);
+      if (committed_before >= 1) RL_ASSERT(in_flight >= 1);
+      observer_done.store(1, rl::mo_release, RL_INFO);
     }
   }
 };
