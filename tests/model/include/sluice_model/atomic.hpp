@@ -10,8 +10,8 @@
 //
 // Record headers live in the ring's storage and are reached through atomic_ref. Relacy needs
 // one of its own atomics for each, so the test registers the storage (registered_storage in
-// tests/model/model.hpp) once the ring is built: every 8-byte word gets a Relacy atomic holding the word's value, and
-// atomic_ref finds it by address. Stores through atomic_ref also write the plain word, and
+// tests/model/model.hpp) once the ring is built: every 8-byte word gets a Relacy atomic
+// holding the word's value, and atomic_ref finds it by address. Stores through atomic_ref also write the plain word, and
 // detail::zero_storage() (the consumer zeroing what it releases) stores zero to the atomics.
 #pragma once
 
