@@ -7,6 +7,7 @@
 //      MAP_FIXED replaces the reservation's pages atomically, so no other thread's mmap can
 //      slip into a gap.
 // Any failure unmaps the whole range before throwing, so no half-mapped object survives.
+#include <sluice/detail/errors.hpp>
 #include <sluice/mirrored_storage.hpp>
 
 #include <cerrno>
@@ -15,6 +16,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -24,8 +26,10 @@
 namespace sluice {
 namespace {
 
-[[noreturn]] void fail(int error, const std::string& step) {
-  throw mapping_error(error, "sluice: mirrored storage: " + step);
+constexpr std::string_view storage_owner = "sluice: mirrored storage";
+
+[[noreturn]] void fail(int error, std::string_view owner, std::string_view step) {
+  throw mapping_error(error, detail::concat({owner, ": ", step}));
 }
 
 }  // namespace
@@ -48,31 +52,31 @@ std::size_t mirrored_storage::rounded_size(std::size_t min_bytes, std::size_t gr
   // The unit, lcm(page, granule), computed so that it cannot overflow.
   const std::size_t per_page = granule / std::gcd(page, granule);
   if (per_page > limit / page)
-    throw std::length_error("sluice: mirrored storage of elements of " + std::to_string(granule) +
-                            " bytes: a whole number of pages of them exceeds the largest mappable size (" +
-                            std::to_string(limit) + " bytes)");
+    throw std::length_error(detail::concat({"sluice: mirrored storage of elements of ", granule,
+                                            " bytes: a whole number of pages of them exceeds the largest "
+                                            "mappable size (",
+                                            limit, " bytes)"}));
   const std::size_t unit = per_page * page;
   const std::size_t units = min_bytes / unit + (min_bytes % unit != 0 ? 1 : 0);
   if (units > limit / unit)
-    throw std::length_error("sluice: mirrored storage of " + std::to_string(min_bytes) +
-                            " bytes exceeds the largest mappable size (" + std::to_string(limit) + ")");
+    throw std::length_error(detail::concat(
+        {"sluice: mirrored storage of ", min_bytes, " bytes exceeds the largest mappable size (", limit, ")"}));
   return units * unit;
 }
 
 namespace detail {
 
-std::byte* map_mirrored(int fd, long long offset, std::size_t size) {
+std::byte* map_mirrored(int fd, long long offset, std::size_t size, std::string_view owner) {
 #if defined(__linux__)
   void* base = ::mmap(nullptr, 2 * size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (base == MAP_FAILED) fail(errno, "reserving " + std::to_string(2 * size) + " bytes of address space");
+  if (base == MAP_FAILED) fail(errno, owner, detail::concat({"reserving ", 2 * size, " bytes of address space"}));
   auto* first = static_cast<std::byte*>(base);
   for (std::byte* at : {first, first + size}) {
     void* got = ::mmap(at, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, static_cast<off_t>(offset));
     if (got == MAP_FAILED) {
       const int error = errno;
       ::munmap(base, 2 * size);
-      fail(error, std::string("mapping the ") + (at == first ? "first" : "second") + " copy of " +
-                      std::to_string(size) + " bytes");
+      fail(error, owner, detail::concat({"mapping the ", at == first ? "first" : "second", " copy of ", size, " bytes"}));
     }
   }
   return first;
@@ -80,7 +84,7 @@ std::byte* map_mirrored(int fd, long long offset, std::size_t size) {
   (void)fd;
   (void)offset;
   (void)size;
-  fail(ENOSYS, "not supported on this system");
+  fail(ENOSYS, owner, "not supported on this system");
 #endif
 }
 
@@ -99,14 +103,14 @@ mirrored_storage::mirrored_storage(std::size_t min_bytes, std::size_t granule) {
   const std::size_t size = rounded_size(min_bytes, granule);
 #if defined(__linux__)
   const int fd = ::memfd_create("sluice-mirror", MFD_CLOEXEC);
-  if (fd < 0) fail(errno, "memfd_create");
+  if (fd < 0) fail(errno, storage_owner, "memfd_create");
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
     const int error = errno;
     ::close(fd);
-    fail(error, "sizing the memfd to " + std::to_string(size) + " bytes");
+    fail(error, storage_owner, detail::concat({"sizing the memfd to ", size, " bytes"}));
   }
   try {
-    data_ = detail::map_mirrored(fd, 0, size);
+    data_ = detail::map_mirrored(fd, 0, size, storage_owner);
   } catch (...) {
     ::close(fd);
     throw;
@@ -115,7 +119,7 @@ mirrored_storage::mirrored_storage(std::size_t min_bytes, std::size_t granule) {
   size_ = size;
 #else
   (void)size;
-  fail(ENOSYS, "not supported on this system");
+  fail(ENOSYS, storage_owner, "not supported on this system");
 #endif
 }
 

@@ -5,6 +5,7 @@
 // independently, and a consumer that crashed must be able to attach again by name, with no
 // broker process alive to hand it a descriptor. A name in /dev/shm is that rendezvous, and it
 // can be listed and removed with ordinary tools. The descriptor is only needed while mapping.
+#include <sluice/detail/errors.hpp>
 #include <sluice/detail/segment.hpp>
 #include <sluice/mirrored_storage.hpp>
 
@@ -32,28 +33,41 @@ namespace sluice {
 namespace detail {
 namespace {
 
-std::string quoted(std::string_view name) { return "\"" + std::string(name) + "\""; }
+// The name in quotes, with a byte that is not printable ASCII (a '\0' would end what()) as \xNN.
+std::string quoted(std::string_view name) {
+  std::string out = "\"";
+  for (const char c : name) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += c;
+      continue;
+    }
+    constexpr char hex[] = "0123456789abcdef";
+    const auto byte = static_cast<unsigned char>(c);
+    out += {'\\', 'x', hex[byte >> 4], hex[byte & 15]};
+  }
+  return out + '"';
+}
 
 void check_name(std::string_view name) {
   if (name.size() < 2 || name.size() > 255 || name[0] != '/' || name.find('/', 1) != std::string_view::npos ||
       name.find('\0') != std::string_view::npos)
-    throw std::invalid_argument("sluice: shared segment name " + quoted(name) +
-                                " must be '/' followed by 1 to 254 characters, none of them '/'");
+    throw std::invalid_argument(concat({"sluice: shared segment name ", quoted(name),
+                                        " must be '/' followed by 1 to 254 characters, none of them '/'"}));
 }
 
-[[noreturn]] void system_failed(int error, std::string_view name, const std::string& step) {
-  throw mapping_error(error, "sluice: shared segment " + quoted(name) + ": " + step);
+[[noreturn]] void system_failed(int error, std::string_view name, std::string_view step) {
+  throw mapping_error(error, concat({"sluice: shared segment ", quoted(name), ": ", step}));
 }
 
-[[noreturn]] void refuse(std::string_view name, const std::string& why) {
-  throw attach_error("sluice: shared segment " + quoted(name) + ": " + why);
+[[noreturn]] void refuse(std::string_view name, std::string_view why) {
+  throw attach_error(concat({"sluice: shared segment ", quoted(name), ": ", why}));
 }
 
 std::uint64_t round_up(std::uint64_t n, std::uint64_t unit) { return (n + unit - 1) / unit * unit; }
 
-// A cheap hash of the header's constant fields: catches a header torn or overwritten by
-// accident. (A hostile writer can forge it; the opener validates every field anyway.)
-std::uint64_t check_of(const segment_header& h) noexcept {
+}  // namespace
+
+std::uint64_t header_check(const segment_header& h) noexcept {
   const std::uint64_t words[] = {h.magic,    std::uint64_t{h.version} << 32 | h.kind,
                                  std::uint64_t{h.element_size} << 32 | h.flags,
                                  h.capacity, h.data_bytes, h.control_offset, h.control_size,
@@ -66,6 +80,8 @@ std::uint64_t check_of(const segment_header& h) noexcept {
   }
   return x;
 }
+
+namespace {
 
 #if defined(__linux__)
 struct fd_guard {
@@ -84,10 +100,11 @@ void map_parts(int fd, std::string_view name, std::uint64_t data_offset, std::ui
   front = static_cast<std::byte*>(f);
   try {
     if (mirrored) {
-      data = map_mirrored(fd, static_cast<long long>(data_offset), data_bytes);
+      data = map_mirrored(fd, static_cast<long long>(data_offset), data_bytes,
+                          concat({"sluice: shared segment ", quoted(name)}));
     } else {
       void* d = ::mmap(nullptr, data_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(data_offset));
-      if (d == MAP_FAILED) system_failed(errno, name, "mapping its " + std::to_string(data_bytes) + " bytes of data");
+      if (d == MAP_FAILED) system_failed(errno, name, concat({"mapping its ", data_bytes, " bytes of data"}));
       data = static_cast<std::byte*>(d);
     }
   } catch (...) {
@@ -106,12 +123,12 @@ const char* kind_name(ring_kind kind) noexcept {
     case ring_kind::spsc_record_ring: return "spsc_record_ring";
     case ring_kind::mpsc_record_ring: return "mpsc_record_ring";
   }
-  return "an unknown kind of ring";
+  return nullptr;
 }
 
 std::string segment::describe(std::string_view what) const {
-  if (name_.empty()) return "sluice: ring: " + std::string(what);  // an in-process ring
-  return "sluice: shared " + std::string(kind_name(layout_.kind)) + " " + quoted(name_) + ": " + std::string(what);
+  if (name_.empty()) return concat({"sluice: ring: ", what});  // an in-process ring
+  return concat({"sluice: shared ", kind_name(layout_.kind), " ", quoted(name_), ": ", what});
 }
 
 #if defined(__linux__)
@@ -130,7 +147,7 @@ segment segment::create(std::string_view name, const segment_layout& layout, uns
   if (::ftruncate(fd.fd, static_cast<off_t>(size)) != 0) {
     const int error = errno;
     ::shm_unlink(n.c_str());
-    system_failed(error, name, "sizing it to " + std::to_string(size) + " bytes");
+    system_failed(error, name, concat({"sizing it to ", size, " bytes"}));
   }
   try {
     map_parts(fd.fd, name, data_offset, layout.data_bytes, layout.mirrored, s.front_, s.data_);
@@ -141,7 +158,9 @@ segment segment::create(std::string_view name, const segment_layout& layout, uns
   s.front_size_ = data_offset;
   s.layout_ = layout;
   struct stat st {};
-  if (::fstat(fd.fd, &st) == 0) s.file_ = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+  // The file's identity tells this process's ring objects on one segment apart (claim_slot()).
+  if (::fstat(fd.fd, &st) != 0) system_failed(errno, name, "fstat");  // ~segment() removes the name
+  s.file_ = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
   // A new file reads as zeros: the process table is empty. The header, last its ready flag.
   auto* h = new (s.front_) segment_header{};
   h->magic = segment_magic;
@@ -156,7 +175,7 @@ segment segment::create(std::string_view name, const segment_layout& layout, uns
   h->control_size = layout.control_size;
   h->data_offset = data_offset;
   h->segment_size = size;
-  h->check = check_of(*h);
+  h->check = header_check(*h);
   new (s.front_ + header_size) process_table{};
   return s;
 }
@@ -192,7 +211,7 @@ segment segment::open(std::string_view name, const segment_layout& expected, std
     }
     if (std::chrono::steady_clock::now() >= give_up)
       refuse(name, static_cast<std::uint64_t>(st.st_size) < header_size
-                       ? "is too short to hold a ring (" + std::to_string(st.st_size) + " bytes); not a sluice ring?"
+                       ? concat({"is too short to hold a ring (", st.st_size, " bytes); not a sluice ring?"})
                        : "was never published by its creator (not a sluice ring, or its creator died laying it out)");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -201,37 +220,37 @@ segment segment::open(std::string_view name, const segment_layout& expected, std
   const std::uint64_t page = mirrored_storage::page_size();
   if (h.magic != segment_magic) refuse(name, "is not a sluice ring (bad magic number)");
   if (h.version != layout_version)
-    refuse(name, "has layout version " + std::to_string(h.version) + "; this library reads version " +
-                     std::to_string(layout_version));
-  if (h.check != check_of(h)) refuse(name, "has a corrupt header (its check word does not match)");
+    refuse(name, concat({"has layout version ", h.version, "; this library reads version ", layout_version}));
+  if (h.check != header_check(h)) refuse(name, "has a corrupt header (its check word does not match)");
   const auto kind = static_cast<ring_kind>(h.kind);
   if (kind != expected.kind)
-    refuse(name, std::string("holds a ") + kind_name(kind) + ", not a " + kind_name(expected.kind));
+    refuse(name, kind_name(kind) ? concat({"holds a ", kind_name(kind), ", not a ", kind_name(expected.kind)})
+                                 : concat({"holds a ring of unknown kind ", h.kind, ", not a ", kind_name(expected.kind)}));
   if (h.element_size != expected.element_size)
-    refuse(name, "holds elements of " + std::to_string(h.element_size) + " bytes, not " +
-                     std::to_string(expected.element_size));
+    refuse(name, concat({"holds elements of ", h.element_size, " bytes, not ", expected.element_size}));
   if (h.control_size != expected.control_size || h.control_offset != control_offset)
-    refuse(name, "has a control block of " + std::to_string(h.control_size) + " bytes at " +
-                     std::to_string(h.control_offset) + ", not " + std::to_string(expected.control_size) + " at " +
-                     std::to_string(control_offset) + " (built by an incompatible version of sluice)");
+    refuse(name, concat({"has a control block of ", h.control_size, " bytes at ", h.control_offset, ", not ",
+                         expected.control_size, " at ", control_offset,
+                         " (built by an incompatible version of sluice)"}));
   if ((h.flags & ~(flag_mirrored | flag_asymmetric | flag_waitable)) != 0) refuse(name, "has unknown flags set");
   if (((h.flags & flag_waitable) != 0) != expected.waitable)
-    refuse(name, std::string("was made with the ") + ((h.flags & flag_waitable) ? "waitable" : "no_waiting") +
-                     " policy, this ring has the " + (expected.waitable ? "waitable" : "no_waiting") +
-                     " one (a no_waiting process would never wake a sleeper)");
+    refuse(name, concat({"was made with the ", (h.flags & flag_waitable) ? "waitable" : "no_waiting",
+                         " policy, this ring has the ", expected.waitable ? "waitable" : "no_waiting",
+                         " one (a no_waiting process would never wake a sleeper)"}));
   const bool mirrored = (h.flags & flag_mirrored) != 0;
   if (h.capacity == 0 || h.element_size == 0 || h.capacity > (std::uint64_t{1} << 48) / h.element_size)
-    refuse(name, "has an impossible capacity (" + std::to_string(h.capacity) + ")");
+    refuse(name, concat({"has an impossible capacity (", h.capacity, ")"}));
   const std::uint64_t bytes = h.capacity * h.element_size;
   if (h.data_bytes != bytes || (mirrored && bytes % page != 0))
-    refuse(name, "has " + std::to_string(h.data_bytes) + " bytes of data for " + std::to_string(h.capacity) +
-                     " elements of " + std::to_string(h.element_size));
+    refuse(name, concat({"has ", h.data_bytes, " bytes of data for ", h.capacity, " elements of ", h.element_size}));
   if (h.data_offset != round_up(control_offset + h.control_size, page))
-    refuse(name, "has its data at an unexpected offset (" + std::to_string(h.data_offset) + ")");
-  if (h.segment_size != h.data_offset + round_up(h.data_bytes, page) ||
-      static_cast<std::uint64_t>(st.st_size) != h.segment_size)
-    refuse(name, "is " + std::to_string(st.st_size) + " bytes long, its header says " +
-                     std::to_string(h.segment_size));
+    refuse(name, concat({"has its data at an unexpected offset (", h.data_offset, ")"}));
+  const std::uint64_t parts = h.data_offset + round_up(h.data_bytes, page);
+  if (h.segment_size != parts)
+    refuse(name, concat({"has a header whose segment size (", h.segment_size, " bytes) is not the sum of its parts (",
+                         parts, ")"}));
+  if (static_cast<std::uint64_t>(st.st_size) != h.segment_size)
+    refuse(name, concat({"is ", st.st_size, " bytes long, its header says ", h.segment_size}));
 
   segment s;
   s.name_ = n;
@@ -385,7 +404,7 @@ bool remove_shared(std::string_view name) {
   const std::string n(name);
   if (::shm_unlink(n.c_str()) == 0) return true;
   if (errno == ENOENT) return false;
-  throw mapping_error(errno, "sluice: shared segment \"" + n + "\": shm_unlink");
+  detail::system_failed(errno, name, "shm_unlink");
 #else
   return false;
 #endif

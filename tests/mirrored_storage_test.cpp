@@ -25,6 +25,7 @@
 #include <sluice/record_ring.hpp>
 #include <sluice/spsc_ring.hpp>
 
+#include "child_exit.hpp"
 #include "random_seed.hpp"
 
 #include <gtest/gtest.h>
@@ -281,7 +282,7 @@ int in_child(Body body) {
       status = body();
     } catch (...) {
     }
-    ::_exit(status);
+    sluice_test::exit_child(status);
   }
   int st = 0;
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sluice/buffer_pair.hpp>
+#include <sluice/detail/errors.hpp>
 #include <sluice/spsc_ring.hpp>
 #include <sluice/wait_policy.hpp>
 
@@ -130,14 +131,14 @@ class basic_dynamic_ring_buffer {
     pending_.discard();
     const std::size_t used = std::min(size(), max_size_);
     if (n > max_size_ - used)
-      throw std::length_error("sluice: prepare(" + std::to_string(n) + ") exceeds max_size() (" +
-                              std::to_string(max_size_) + ") less size() (" + std::to_string(used) + ")");
+      throw std::length_error(
+          detail::concat({"sluice: prepare(", n, ") exceeds max_size() (", max_size_, ") less size() (", used, ")"}));
     if (n == 0) return {};
     pending_ = ring_->try_reserve_split(n);
     if (!pending_)
-      throw std::length_error("sluice: prepare(" + std::to_string(n) + "): " +
-                              (ring_->closed() ? std::string("the ring is closed")
-                                               : "fewer bytes are free (not yet consumed)"));
+      throw std::length_error(detail::concat({"sluice: prepare(", n, "): ",
+                                              ring_->closed() ? "the ring is closed"
+                                                              : "fewer bytes are free (not yet consumed)"}));
     return {MutableBuffer(pending_.first().data(), pending_.first().size()),
             MutableBuffer(pending_.second().data(), pending_.second().size())};
   }

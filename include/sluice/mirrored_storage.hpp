@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -92,7 +93,8 @@ class mirrored_storage {
 namespace detail {
 // Maps `size` bytes of `fd` at `offset` twice in a row (both page-aligned); returns the start.
 // Throws mapping_error, leaving nothing mapped. Unmap with unmap_mirrored(p, size).
-std::byte* map_mirrored(int fd, long long offset, std::size_t size);
+// `owner` starts each error message ("sluice: mirrored storage", or the segment it maps).
+std::byte* map_mirrored(int fd, long long offset, std::size_t size, std::string_view owner);
 void unmap_mirrored(std::byte* data, std::size_t size) noexcept;
 }  // namespace detail
 

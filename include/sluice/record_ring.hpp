@@ -176,14 +176,15 @@ class basic_record_ring {
   /// in options.role; the capacity and storage are the segment's. A consumer role held by a
   /// live process is refused (and so is a second producer of an spsc_record_ring); a role left
   /// by a dead process is taken over, continuing from the shared cursors. Throws attach_error
-  /// (another kind of ring, a corrupt header, the role is taken, no producer slot free) or
+  /// (another kind of ring, a corrupt header, the role is taken, no producer slot free),
+  /// corrupt_ring (shared cursors no correct peer can have written; no role is taken) or
   /// mapping_error; nothing stays mapped then.
   basic_record_ring(open_shared_t, std::string_view name, const shared_options& options = {}) : capacity_(min_capacity) {
     segment_ = detail::segment::open(name, {kind, 1, 0, 0, sizeof(control), false, false, Wait::enabled}, options.attach_timeout);
     const detail::segment_layout& layout = segment_.layout();
     if (layout.capacity < min_capacity || layout.capacity > max_capacity || layout.capacity % record_alignment != 0)
-      throw attach_error(segment_.describe("has a capacity of " + std::to_string(layout.capacity) +
-                                           " bytes, which no record ring has"));
+      throw attach_error(segment_.describe(
+          detail::concat({"has a capacity of ", layout.capacity, " bytes, which no record ring has"})));
     if (layout.asymmetric && !detail::enable_global_fences())
       throw attach_error(segment_.describe(
           "its creator pairs membarrier (global expedited) with compiler barriers, and this process cannot "
@@ -371,9 +372,10 @@ class basic_record_ring {
       // Acquire pairs with the producer's release of its busy header.
       std::uint64_t h = header_at(idx).load(std::memory_order_acquire);
       std::uint64_t replacement;
+      bool piece_of_wrap = false;
       if (h & busy_flag) {
         const size_type footprint = checked_footprint(h, idx, capacity_ - r.scanned);
-        if (footprint == 0) throw_corrupt("the busy header at byte " + std::to_string(idx) + " is malformed");
+        if (footprint == 0) throw_corrupt(detail::concat({"the busy header at byte ", idx, " is malformed"}));
         if (!owner_gone(h) && !stalled(pos, stalled_after)) break;
         replacement = make_header(0, footprint) | discard_flag;
       } else if (h == 0) {
@@ -383,7 +385,13 @@ class basic_record_ring {
         const size_type run = zero_run(idx, std::min<size_type>(static_cast<size_type>(reserved),
                                                                 end_ == capacity_ ? capacity_ - idx : reserved));
         if (run == 0) break;
-        replacement = end_ == capacity_ && idx + run == capacity_ ? pad_header(run) : make_header(0, run) | discard_flag;
+        const bool to_the_end = end_ == capacity_ && idx + run == capacity_;
+        replacement = to_the_end ? pad_header(run) : make_header(0, run) | discard_flag;
+        // A run to the end of plain storage with more reserved after it is, as far as anyone
+        // can tell, the unwritten padding of a claim that goes on at 0: one reservation in two
+        // pieces, counted once, with the piece at 0 (if that piece is another reservation,
+        // this one goes uncounted: in_flight() then errs high, never low).
+        piece_of_wrap = to_the_end && reserved > run;
       } else {
         break;  // scan() stopped for another reason
       }
@@ -391,6 +399,7 @@ class basic_record_ring {
       // CAS and ours decide who owns the header); release pairs with nothing but our own scan.
       if (!header_at(idx).compare_exchange_strong(h, replacement, std::memory_order_acq_rel, std::memory_order_acquire))
         continue;  // committed or discarded meanwhile: look again
+      if (piece_of_wrap) continue;
       count_lost();
       ++reclaimed;
     }
@@ -506,19 +515,21 @@ class basic_record_ring {
     check_cursor(tail, "the reservation cursor");
     if (r == role::consumer) {
       if (!detail::claim_slot(segment_, table.consumer, true))
-        throw attach_error(segment_.describe("its consumer role is held by process " +
-                                             std::to_string(detail::pid_of(table.consumer.holder.load(std::memory_order_relaxed))) +
-                                             ", which is alive"));
+        throw attach_error(segment_.describe(detail::concat(
+            {"its consumer role is held by process ",
+             detail::pid_of(table.consumer.holder.load(std::memory_order_relaxed)), ", which is alive"})));
       role_slot_ = &table.consumer;
       role_ = attached_as::consumer;
       private_head_ = head;
       head_index_ = index_of(head);
       // A predecessor that died while zeroing what it released: finish the release (the
       // records in it were released, so they are not delivered again). Relaxed: written only
-      // by the consumer side, and the predecessor is gone.
+      // by the consumer side, and the predecessor is gone. A correct predecessor released only
+      // what was reserved: a `releasing` past tail is garbage, and honouring it would destroy
+      // records unread.
       const std::uint64_t releasing = ctl_->releasing.load(std::memory_order_relaxed);
       if (releasing != head && index_of(releasing) < capacity_ && index_of(releasing) % record_alignment == 0 &&
-          distance(head, releasing) <= capacity_)
+          distance(head, releasing) <= distance(head, tail))
         release_bytes(static_cast<size_type>(distance(head, releasing)), 0);
       ctl_->consumer_wait.reset_sleepers();  // a dead predecessor's, if any
       return;
@@ -801,12 +812,12 @@ class basic_record_ring {
   // outside the storage or off the 8-byte grid would lead us out of it.
   void check_cursor(std::uint64_t p, const char* what) const {
     if (index_of(p) >= capacity_ || index_of(p) % record_alignment != 0) [[unlikely]]
-      throw_corrupt(std::string(what) + " points at byte " + std::to_string(index_of(p)));
+      throw_corrupt(detail::concat({what, " points at byte ", index_of(p)}));
   }
 
-  [[noreturn]] void throw_corrupt(const std::string& what) const {
-    throw corrupt_ring(segment_.describe(what + ", which no correct peer can write (capacity " +
-                                         std::to_string(capacity_) + " bytes)"));
+  [[noreturn]] void throw_corrupt(std::string_view what) const {
+    throw corrupt_ring(
+        segment_.describe(detail::concat({what, ", which no correct peer can write (capacity ", capacity_, " bytes)"})));
   }
 
   // The footprint of header `h` at storage index `at`, if a correct producer (or recover())
@@ -849,8 +860,7 @@ class basic_record_ring {
       if constexpr (Checked) {
         bytes = checked_footprint(h, idx, capacity_ - scanned);
         if (bytes == 0) [[unlikely]]
-          throw_corrupt("the record header at byte " + std::to_string(idx) + " describes " +
-                        std::to_string(footprint_of(h)) + " bytes");
+          throw_corrupt(detail::concat({"the record header at byte ", idx, " describes ", footprint_of(h), " bytes"}));
       }
       scanned += bytes;
       idx += bytes;

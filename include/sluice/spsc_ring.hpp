@@ -529,9 +529,9 @@ class spsc_ring {
     return false;
   }
 
-  [[noreturn]] void throw_corrupt(const std::string& what) const {
-    throw corrupt_ring(segment_.describe(what + ", beyond what a correct peer can publish (capacity " +
-                                         std::to_string(capacity_) + ")"));
+  [[noreturn]] void throw_corrupt(std::string_view what) const {
+    throw corrupt_ring(
+        segment_.describe(detail::concat({what, ", beyond what a correct peer can publish (capacity ", capacity_, ")"})));
   }
 
   // Takes `r` in a shared ring and sets this process's side up from the shared cursors: a new
@@ -543,10 +543,10 @@ class spsc_ring {
     detail::process_table& table = segment_.processes();
     detail::process_slot& slot = r == role::consumer ? table.consumer : table.producers[0];
     if (!detail::claim_slot(segment_, slot, true))
-      throw attach_error(segment_.describe(std::string("its ") + (r == role::consumer ? "consumer" : "producer") +
-                                           " role is held by process " +
-                                           std::to_string(detail::pid_of(slot.holder.load(std::memory_order_relaxed))) +
-                                           ", which is alive"));
+      throw attach_error(segment_.describe(detail::concat({"its ", r == role::consumer ? "consumer" : "producer",
+                                                            " role is held by process ",
+                                                            detail::pid_of(slot.holder.load(std::memory_order_relaxed)),
+                                                            ", which is alive"})));
     role_slot_ = &slot;
     // Acquire: pairs with the other side's releases of its cursor, as refresh_read/write do.
     const std::uint64_t read = ctl_->read.load(std::memory_order_acquire);
@@ -820,7 +820,7 @@ class spsc_ring {
     // A correct producer skips a tail inside the storage, and never over mirrored storage. Only
     // a corrupt or hostile peer of a shared ring fails this.
     if (skip != 0 && (skip >= capacity_ || end_ != capacity_)) [[unlikely]]
-      throw_corrupt("the producer's skipped tail starts at index " + std::to_string(skip));
+      throw_corrupt(detail::concat({"the producer's skipped tail starts at index ", skip}));
     cached_skip_index_ = skip == 0 ? no_skip : static_cast<size_type>(skip);
   }
 
@@ -830,8 +830,8 @@ class spsc_ring {
   // first, so that a corrupt peer's cursors make us publish nothing.
   void pass_skip() {
     if (cached_write_ - r_ <= capacity_ - ridx_) [[unlikely]]
-      throw_corrupt("the producer's cursor ends inside its own skipped tail, " + std::to_string(cached_write_ - r_) +
-                    " elements ahead of the consumer's");
+      throw_corrupt(detail::concat({"the producer's cursor ends inside its own skipped tail, ", cached_write_ - r_,
+                                   " elements ahead of the consumer's"}));
     jump_skip();
   }
   void jump_skip() noexcept {
@@ -874,7 +874,7 @@ class spsc_ring {
     // and no view exceeds the capacity. Only a corrupt or hostile peer of a shared ring fails
     // this; the check keeps every view inside the storage and free of overlap.
     if (second > ridx_ || first + second > capacity_) [[unlikely]]
-      throw_corrupt("the producer's cursor is " + std::to_string(avail) + " elements ahead of the consumer's");
+      throw_corrupt(detail::concat({"the producer's cursor is ", avail, " elements ahead of the consumer's"}));
     return {first, static_cast<size_type>(second), gap};
   }
 

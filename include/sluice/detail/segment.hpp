@@ -28,6 +28,7 @@ namespace sluice::detail {
 
 enum class ring_kind : std::uint32_t { spsc_ring = 1, spsc_record_ring = 2, mpsc_record_ring = 3 };
 
+// "spsc_ring" and so on; nullptr for a value no ring_kind names (read from a foreign header).
 const char* kind_name(ring_kind kind) noexcept;
 
 // What a ring asks of a segment it creates, or expects of one it opens.
@@ -84,13 +85,18 @@ struct segment_header {
   std::uint64_t control_size;
   std::uint64_t data_offset;
   std::uint64_t segment_size;
-  std::uint64_t check;  // check_of() the fields above
+  std::uint64_t check;  // header_check() of the fields above
   std::atomic<std::uint32_t> ready;
 };
 static_assert(sizeof(segment_header) <= header_size);
 inline constexpr std::uint32_t flag_mirrored = 1;
 inline constexpr std::uint32_t flag_asymmetric = 2;
 inline constexpr std::uint32_t flag_waitable = 4;
+
+// A cheap hash of the header's constant fields (everything before `check`): catches a header
+// torn or overwritten by accident. A hostile writer can forge it; the opener validates every
+// field anyway.
+std::uint64_t header_check(const segment_header& h) noexcept;
 
 // One process's mapping of a segment. Move-only; unmaps on destruction.
 class segment {
