@@ -547,13 +547,16 @@ using mpsc_record_observer = record_observer<sluice::mpsc_record_ring, 2>;
 // in_flight() from another thread never hides a reservation that is in flight throughout the
 // call, even when the producer finishes a later one first: the producer holds A and B, commits
 // B, and commits A only once the observer is done. An observer that saw B's commit before its
-// call must count A.
+// call must count A. The observer starts once a relaxed flag says B is committed: relaxed, so
+// it orders nothing (what the observer may see is the ring's business alone), and without it
+// a random schedule almost never lets the producer's dozens of steps run first.
 template <class Ring>
 struct in_flight_lower_bound : rl::test_suite<in_flight_lower_bound<Ring>, 2> {
   static constexpr std::size_t capacity = 64;
   Ring ring{capacity};
   registered_storage<capacity> words{test_access::data(ring)};
   rl::atomic<int> observer_done{0};  // test-owned: A is committed only after it is set
+  rl::atomic<int> b_committed{0};    // test-owned, relaxed: steers the schedule only
 
   void thread(unsigned index) {
     if (index == 0) {
@@ -561,9 +564,11 @@ struct in_flight_lower_bound : rl::test_suite<in_flight_lower_bound<Ring>, 2> {
       auto b = ring.try_reserve(2);
       RL_ASSERT(a && b);
       b.commit();
+      b_committed.store(1, rl::mo_relaxed, RL_INFO);
       while (observer_done.load(rl::mo_acquire, RL_INFO) == 0) rl::yield(1, RL_INFO);
       a.commit();
     } else {
+      while (b_committed.load(rl::mo_relaxed, RL_INFO) == 0) rl::yield(1, RL_INFO);
       const std::uint64_t committed_before = ring.statistics().committed;
       const std::size_t in_flight = ring.in_flight();
       if (committed_before >= 1) RL_ASSERT(in_flight >= 1);
