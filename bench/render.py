@@ -347,9 +347,18 @@ push and one pop, or one 16-byte record written and read), which are the same on
   instructions: the 2026-12-02 AMD EPYC run had `spsc_ring` at 1.06 and `mpsc_record_ring` at
   0.98; this 2026-12-03 Intel Xeon run has `spsc_record_ring` at 0.96, `spsc_ring` at 2.75 (the
   regime flipped, in the ring's favour) and `mpsc_record_ring` at 0.77, where full fences on
-  every commit and release (0.80) cost no more than the two plain loads. That points at timing
-  (how many records the consumer finds per read) rather than at the loads themselves; the
-  cause is not yet pinned down.
+  every commit and release (0.80) cost no more than the two plain loads. Variants of the ring
+  built outside the tree and raced the same way (`bench_waiting --rounds=7` to `--rounds=9
+  --benchmark_filter=mpsc_record_ring_16B/`, 2026-12-03, same machine) take the gap apart
+  without explaining it: without the commit's sleeper check the waitable ring measured 0.84,
+  without the refusal path's check 0.79, without both 0.92; with every line of waiting code
+  removed (so that `waitable` and `full_fence` ran the same source) 0.80 against
+  `full_fence`'s 1.05 (built with `-falign-functions=64 -falign-loops=64`, all three and the
+  control measured 0.89 to 0.95); and with the sleeper flag folded into the committed count's
+  `fetch_add` (no extra load at all) 0.65 to 0.71. A variant that runs fewer instructions and
+  measures slower, and two identical sources 25% apart, say the two-thread ratio follows code
+  placement and the consumer's batch sizes more than the bookkeeping; what exactly, this VM
+  (no performance counters) cannot show. It stays a miss.
 - **wake_up.** The median hand-off to a sleeping consumer is about 28 microseconds for both the
   condition variable and the ring: the time for the host to run an idle virtual CPU again. The
   tails (a millisecond and more at the 99th percentile) are the host's, and vary with it.
