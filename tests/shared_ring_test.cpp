@@ -1849,6 +1849,30 @@ TYPED_TEST(SharedRecordRing, SuccessorIgnoresAReleasePastTheReservationCursor) {
   EXPECT_EQ(got, expected);
 }
 
+// With the reservation cursor corrupt as well (behind the head, so that from head to tail reads
+// as almost 2^64 bytes), a `releasing` three capacities ahead must still be bounded by the
+// capacity: the successor ignores it and zeroes nothing (ASan watches the 4096-byte storage).
+TYPED_TEST(SharedRecordRing, SuccessorBoundsAReleaseByTheCapacityWhateverTheTail) {
+  segment_name name("records-releasing-wild");
+  TypeParam producer(sluice::create_shared, name, 4096, as(role::producer));
+  int fill = 1;
+  for (const std::size_t n : {100, 200, 300}) commit_filled(producer, n, fill++);
+  ring_state crashed;
+  {
+    TypeParam consumer(sluice::open_shared, name, as(role::consumer));
+    auto b = consumer.try_read();
+    ASSERT_EQ(b.size(), 3u);
+    b.release(1);
+    ASSERT_EQ(ta::control(consumer).head.load(), 112u);
+    ta::control(consumer).tail.store(104);
+    ta::control(consumer).releasing.store(cursor_after(112, 3 * 4096 + 8, 4096));
+    crashed = state_of(consumer);
+    ta::abandon(consumer);
+  }
+  TypeParam successor(sluice::open_shared, name, as(role::consumer));
+  EXPECT_TRUE(state_of(successor) == crashed) << "head " << ta::control(successor).head.load();
+}
+
 // A producer process stopped between claiming space and writing its header, alive: recover()
 // must not skip the zeros it claimed, with or without a timeout, and changes nothing; the record
 // reserved after them (mpsc: by another process) waits. Once the claimer is dead (its claiming

@@ -525,11 +525,11 @@ class basic_record_ring {
       // A predecessor that died while zeroing what it released: finish the release (the
       // records in it were released, so they are not delivered again). Relaxed: written only
       // by the consumer side, and the predecessor is gone. A correct predecessor released only
-      // what was reserved: a `releasing` past tail is garbage, and honouring it would destroy
-      // records unread.
+      // what was reserved, never more than the capacity: a `releasing` past tail (or past a
+      // corrupt tail's capacity) is garbage, and honouring it would destroy records unread.
       const std::uint64_t releasing = ctl_->releasing.load(std::memory_order_relaxed);
       if (releasing != head && index_of(releasing) < capacity_ && index_of(releasing) % record_alignment == 0 &&
-          distance(head, releasing) <= distance(head, tail))
+          distance(head, releasing) <= std::min<std::uint64_t>(distance(head, tail), capacity_))
         release_bytes(static_cast<size_type>(distance(head, releasing)), 0);
       ctl_->consumer_wait.reset_sleepers();  // a dead predecessor's, if any
       return;
@@ -817,7 +817,8 @@ class basic_record_ring {
 
   [[noreturn]] void throw_corrupt(std::string_view what) const {
     throw corrupt_ring(
-        segment_.describe(detail::concat({what, ", which no correct peer can write (capacity ", capacity_, " bytes)"})));
+        segment_.describe(detail::concat({what, ", which no correct peer can write (capacity ", capacity_,
+                                          " bytes)"})));
   }
 
   // The footprint of header `h` at storage index `at`, if a correct producer (or recover())

@@ -531,7 +531,8 @@ class spsc_ring {
 
   [[noreturn]] void throw_corrupt(std::string_view what) const {
     throw corrupt_ring(
-        segment_.describe(detail::concat({what, ", beyond what a correct peer can publish (capacity ", capacity_, ")"})));
+        segment_.describe(detail::concat({what, ", beyond what a correct peer can publish (capacity ",
+                                          capacity_, ")"})));
   }
 
   // Takes `r` in a shared ring and sets this process's side up from the shared cursors: a new
