@@ -356,8 +356,13 @@ push and one pop, or one 16-byte record written and read), which are the same on
   `full_fence`'s 1.05 (built with `-falign-functions=64 -falign-loops=64`, all three and the
   control measured 0.89 to 0.95); and with the sleeper flag folded into the committed count's
   `fetch_add` (no extra load at all) 0.65 to 0.71. A variant that runs fewer instructions and
-  measures slower, and two identical sources 25% apart, say the two-thread ratio follows code
-  placement and the consumer's batch sizes more than the bookkeeping; what exactly, this VM
+  measures slower, and two identical sources 25% apart, say the two-thread ratio follows
+  something other than the bookkeeping. Counters added to the same scratch copy show what:
+  every contender alternates between an empty ring (on average 6 to 11 bytes in use when a
+  read comes back empty, and 60 to 98% of reads do) and a full one (65,520 of 65,536 bytes in
+  use when a reservation is refused, 1 to 5 refusals per record), so the rate measures how
+  often and for how long the consumer falls a whole ring behind, which moves with code
+  placement and the VM's scheduling, not the per-record cost. What sets that rhythm this VM
   (no performance counters) cannot show. It stays a miss.
 - **wake_up.** The median hand-off to a sleeping consumer is about 28 microseconds for both the
   condition variable and the ring: the time for the host to run an idle virtual CPU again. The
