@@ -565,8 +565,9 @@ class basic_record_ring {
   // process (its generation moved on).
   bool owner_gone(std::uint64_t h) const noexcept {
     const auto tag = static_cast<std::uint32_t>(h);
+    // Any 32-bit tag names a slot of the table, whoever wrote it.
+    static_assert((~std::uint32_t{0} >> tag_slot_shift) < detail::max_producer_processes);
     const unsigned slot = tag >> tag_slot_shift;
-    if (slot >= detail::max_producer_processes) return true;  // no correct producer wrote this
     const detail::process_slot& owner = segment_.processes().producers[slot];
     // Relaxed: the generation a busy header names was stored before that header's release,
     // which recover() acquired; a newer one only makes the header read as gone sooner.
