@@ -239,7 +239,9 @@ class basic_record_ring {
   }
 
   /// Reservations made and not yet committed or discarded, at the time of the call. While one
-  /// is in flight, the records reserved after it wait behind it. Any thread.
+  /// is in flight, the records reserved after it wait behind it. Any thread. In a shared ring,
+  /// a recover() that reclaimed one run of zeros holding several dead producers' claims counts
+  /// it once, and this count then stays high by the others: it never reads low.
   [[nodiscard]] size_type in_flight() const noexcept {
     // The finished count, the reservations, the finished count again: if nothing finished in
     // between, the difference is exact at the moment reserved_ was read. Otherwise (an observer
