@@ -1056,30 +1056,40 @@ void expect_forged_refusal(header_forger& header, const segment_name& name, Chan
 
 std::string figure(std::uint64_t n) { return std::to_string(n); }
 
+// A new spsc_ring<uint64_t> segment of 100 elements (this process its consumer) and a forger of
+// its header, for the tests that refuse one forged field at a time.
+struct forged_items {
+  segment_name name;
+  item_ring ring;
+  header_forger header;
+  explicit forged_items(const char* what)
+      : name(what), ring(sluice::create_shared, name, 100, as(role::consumer)), header(name) {}
+  template <class Change>
+  void refuses(Change change, const std::string& words) {
+    expect_forged_refusal(header, name, change, words);
+  }
+};
+
 // A control block of another size, or at another offset, is refused with both figures.
 TEST(SharedHeader, ControlBlockOfAnotherSizeOrOffsetIsRefused) {
-  segment_name name("hdr-control");
-  item_ring ring(sluice::create_shared, name, 100, as(role::consumer));
-  header_forger header(name);
-  const std::uint64_t size = header.original().control_size;
-  ASSERT_EQ(header.original().control_offset, sd::control_offset);
-  expect_forged_refusal(header, name, [&](sd::segment_header& h) { h.control_size = size + 64; },
-                        "has a control block of " + figure(size + 64) + " bytes at 2048, not " + figure(size) +
-                            " at 2048");
-  expect_forged_refusal(header, name, [&](sd::segment_header& h) { h.control_size = 0; },
-                        "has a control block of 0 bytes at 2048, not " + figure(size) + " at 2048");
-  expect_forged_refusal(header, name, [&](sd::segment_header& h) { h.control_offset = 4096; },
-                        "has a control block of " + figure(size) + " bytes at 4096, not " + figure(size) +
-                            " at 2048");
+  forged_items f("hdr-control");
+  const std::uint64_t size = f.header.original().control_size;
+  ASSERT_EQ(f.header.original().control_offset, sd::control_offset);
+  f.refuses([&](sd::segment_header& h) { h.control_size = size + 64; },
+            "has a control block of " + figure(size + 64) + " bytes at 2048, not " + figure(size) +
+                " at 2048");
+  f.refuses([&](sd::segment_header& h) { h.control_size = 0; },
+            "has a control block of 0 bytes at 2048, not " + figure(size) + " at 2048");
+  f.refuses([&](sd::segment_header& h) { h.control_offset = 4096; },
+            "has a control block of " + figure(size) + " bytes at 4096, not " + figure(size) +
+                " at 2048");
 }
 
 // Flag bits this version does not know are refused, whichever they are.
 TEST(SharedHeader, UnknownFlagsAreRefused) {
-  segment_name name("hdr-flags");
-  item_ring ring(sluice::create_shared, name, 100, as(role::consumer));
-  header_forger header(name);
+  forged_items f("hdr-flags");
   for (const std::uint32_t bit : {8u, 0x100u, 0x80000000u})
-    expect_forged_refusal(header, name, [&](sd::segment_header& h) { h.flags |= bit; }, "has unknown flags set");
+    f.refuses([&](sd::segment_header& h) { h.flags |= bit; }, "has unknown flags set");
 }
 
 // A capacity of 0, one whose data would exceed 2^48 bytes, and one whose byte count wraps
@@ -1087,50 +1097,46 @@ TEST(SharedHeader, UnknownFlagsAreRefused) {
 // exactly passes that check (and is refused later, for the file's length). An element size of
 // 0 never reaches the capacity check: the element size must match the ring's first.
 TEST(SharedHeader, ImpossibleCapacityIsRefused) {
-  segment_name name("hdr-capacity");
-  item_ring ring(sluice::create_shared, name, 100, as(role::consumer));
-  header_forger header(name);
+  forged_items f("hdr-capacity");
   const std::uint64_t limit = (std::uint64_t{1} << 48) / sizeof(std::uint64_t);
-  expect_forged_refusal(header, name, [](sd::segment_header& h) { h.capacity = 0; }, "has an impossible capacity (0)");
-  expect_forged_refusal(header, name,
-                        [&](sd::segment_header& h) {
-                          h.capacity = limit + 1;
-                          h.data_bytes = h.capacity * 8;
-                        },
-                        "has an impossible capacity (" + figure(limit + 1) + ")");
+  f.refuses([](sd::segment_header& h) { h.capacity = 0; }, "has an impossible capacity (0)");
+  f.refuses(
+      [&](sd::segment_header& h) {
+        h.capacity = limit + 1;
+        h.data_bytes = h.capacity * 8;
+      },
+      "has an impossible capacity (" + figure(limit + 1) + ")");
   const std::uint64_t wraps = (std::uint64_t{1} << 61) + 1;  // * 8 == 8 modulo 2^64
-  expect_forged_refusal(header, name,
-                        [&](sd::segment_header& h) {
-                          h.capacity = wraps;
-                          h.data_bytes = wraps * 8;
-                        },
-                        "has an impossible capacity (" + figure(wraps) + ")");
-  const std::uint64_t file_size = header.original().segment_size;
-  const std::uint64_t claimed = header.original().data_offset + (std::uint64_t{1} << 48);
-  expect_forged_refusal(header, name,
-                        [&](sd::segment_header& h) {
-                          h.capacity = limit;
-                          h.data_bytes = std::uint64_t{1} << 48;
-                          h.segment_size = claimed;
-                        },
-                        "is " + figure(file_size) + " bytes long, its header says " + figure(claimed));
-  expect_forged_refusal(header, name, [](sd::segment_header& h) { h.element_size = 0; },
-                        "holds elements of 0 bytes, not 8");
+  f.refuses(
+      [&](sd::segment_header& h) {
+        h.capacity = wraps;
+        h.data_bytes = wraps * 8;
+      },
+      "has an impossible capacity (" + figure(wraps) + ")");
+  const std::uint64_t file_size = f.header.original().segment_size;
+  const std::uint64_t claimed = f.header.original().data_offset + (std::uint64_t{1} << 48);
+  f.refuses(
+      [&](sd::segment_header& h) {
+        h.capacity = limit;
+        h.data_bytes = std::uint64_t{1} << 48;
+        h.segment_size = claimed;
+      },
+      "is " + figure(file_size) + " bytes long, its header says " + figure(claimed));
+  f.refuses([](sd::segment_header& h) { h.element_size = 0; },
+            "holds elements of 0 bytes, not 8");
 }
 
 // data_bytes must be capacity * element size; mirrored data must be whole pages, both for a
 // plain segment forged mirrored and for a mirrored one forged one element short.
 TEST(SharedHeader, DataOfAnotherSizeIsRefused) {
-  segment_name name("hdr-data");
-  item_ring ring(sluice::create_shared, name, 100, as(role::consumer));
-  header_forger header(name);
-  ASSERT_EQ(header.original().data_bytes, 800u);
-  expect_forged_refusal(header, name, [](sd::segment_header& h) { h.data_bytes = 808; },
-                        "has 808 bytes of data for 100 elements of 8");
-  expect_forged_refusal(header, name, [](sd::segment_header& h) { h.data_bytes = 792; },
-                        "has 792 bytes of data for 100 elements of 8");
-  expect_forged_refusal(header, name, [](sd::segment_header& h) { h.flags |= sd::flag_mirrored; },
-                        "has 800 bytes of data for 100 elements of 8");
+  forged_items f("hdr-data");
+  ASSERT_EQ(f.header.original().data_bytes, 800u);
+  f.refuses([](sd::segment_header& h) { h.data_bytes = 808; },
+            "has 808 bytes of data for 100 elements of 8");
+  f.refuses([](sd::segment_header& h) { h.data_bytes = 792; },
+            "has 792 bytes of data for 100 elements of 8");
+  f.refuses([](sd::segment_header& h) { h.flags |= sd::flag_mirrored; },
+            "has 800 bytes of data for 100 elements of 8");
 
   segment_name mirrored_name("hdr-data-mirrored");
   item_ring mirrored(sluice::create_shared, mirrored_name, 64, as(role::consumer, true));
@@ -1150,47 +1156,43 @@ TEST(SharedHeader, DataOfAnotherSizeIsRefused) {
 
 // The data must start at the first page after the control block.
 TEST(SharedHeader, DataAtAnotherOffsetIsRefused) {
-  segment_name name("hdr-data-offset");
-  item_ring ring(sluice::create_shared, name, 100, as(role::consumer));
-  header_forger header(name);
+  forged_items f("hdr-data-offset");
   const std::uint64_t page = sluice::mirrored_storage::page_size();
-  const std::uint64_t offset = header.original().data_offset;
+  const std::uint64_t offset = f.header.original().data_offset;
   ASSERT_EQ(offset % page, 0u);
   // A page further, with the segment's size moved along, so that only the offset is wrong.
-  expect_forged_refusal(header, name,
-                        [&](sd::segment_header& h) {
-                          h.data_offset = offset + page;
-                          h.segment_size += page;
-                        },
-                        "has its data at an unexpected offset (" + figure(offset + page) + ")");
-  expect_forged_refusal(header, name, [&](sd::segment_header& h) { h.data_offset = offset - 8; },
-                        "has its data at an unexpected offset (" + figure(offset - 8) + ")");
-  expect_forged_refusal(header, name, [](sd::segment_header& h) { h.data_offset = 0; },
-                        "has its data at an unexpected offset (0)");
+  f.refuses(
+      [&](sd::segment_header& h) {
+        h.data_offset = offset + page;
+        h.segment_size += page;
+      },
+      "has its data at an unexpected offset (" + figure(offset + page) + ")");
+  f.refuses([&](sd::segment_header& h) { h.data_offset = offset - 8; },
+            "has its data at an unexpected offset (" + figure(offset - 8) + ")");
+  f.refuses([](sd::segment_header& h) { h.data_offset = 0; },
+            "has its data at an unexpected offset (0)");
 }
 
 // segment_size must be the header's own sum (data offset + data rounded up to pages), even
 // when the file has been sized to match the forged figure; the existing AttachRefusals test
 // covers a file that disagrees with a correct header.
 TEST(SharedHeader, SegmentSizeThatDisagreesWithTheHeaderIsRefused) {
-  segment_name name("hdr-segment-size");
-  item_ring ring(sluice::create_shared, name, 100, as(role::consumer));
-  header_forger header(name);
-  const std::string path = "/dev/shm" + name.str();
+  forged_items f("hdr-segment-size");
+  const std::string path = "/dev/shm" + f.name.str();
   const std::uint64_t page = sluice::mirrored_storage::page_size();
-  const std::uint64_t size = header.original().segment_size;
+  const std::uint64_t size = f.header.original().segment_size;
   // A page longer, file and header alike: the file agrees, the header's sum does not.
   ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(size + page)), 0);
-  header.forge([&](sd::segment_header& h) { h.segment_size = size + page; });
-  EXPECT_TRUE(mentions(attach_outcome(name), "has a header whose segment size (" + figure(size + page) +
-                                                 " bytes) is not the sum of its parts (" + figure(size) + ")"));
-  header.restore();
+  f.header.forge([&](sd::segment_header& h) { h.segment_size = size + page; });
+  EXPECT_TRUE(mentions(attach_outcome(f.name), "has a header whose segment size (" + figure(size + page) +
+                                                   " bytes) is not the sum of its parts (" + figure(size) + ")"));
+  f.header.restore();
   ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(size)), 0);
-  EXPECT_EQ(attach_outcome(name), "attached");
+  EXPECT_EQ(attach_outcome(f.name), "attached");
   // A page shorter in the header only.
-  expect_forged_refusal(header, name, [&](sd::segment_header& h) { h.segment_size = size - page; },
-                        "segment size (" + figure(size - page) + " bytes) is not the sum of its parts");
-  EXPECT_EQ(attach_outcome(name), "attached");
+  f.refuses([&](sd::segment_header& h) { h.segment_size = size - page; },
+            "segment size (" + figure(size - page) + " bytes) is not the sum of its parts");
+  EXPECT_EQ(attach_outcome(f.name), "attached");
 }
 
 // A file too short for a header is refused with its length once the timeout passes; at a
