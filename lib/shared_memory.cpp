@@ -348,7 +348,36 @@ namespace {
 // The slots this process's ring objects hold: (pid, device, inode, offset in the segment).
 // The pid keeps a forked child from counting its parent's objects as its own.
 using slot_key = std::tuple<std::uint32_t, std::uint64_t, std::uint64_t, std::uint64_t>;
+#if !defined(SLUICE_MODEL_CHECK)
 std::mutex held_mutex;
+#endif
+
+// Holds held_mutex. The model-checked build runs a test's threads as fibers of one thread, and
+// a real mutex held across one of the scheduler's switch points would deadlock them all: there
+// the guard is a flag that a fiber finding it set yields on, to the one holding it.
+class held_guard {
+ public:
+#if defined(SLUICE_MODEL_CHECK)
+  held_guard() {
+    // The fibers switch only at the model's own operations: the test and the set are one step.
+    while (inside()) rl::yield(1, RL_INFO);
+    inside() = true;
+  }
+  ~held_guard() { inside() = false; }
+
+ private:
+  static bool& inside() {
+    static bool flag = false;
+    return flag;
+  }
+#else
+  held_guard() { held_mutex.lock(); }
+  ~held_guard() { held_mutex.unlock(); }
+#endif
+  held_guard(const held_guard&) = delete;
+  held_guard& operator=(const held_guard&) = delete;
+};
+
 std::set<slot_key>& held_slots() {
   static std::set<slot_key> held;
   return held;
@@ -363,36 +392,46 @@ slot_key key_of(const std::pair<std::uint64_t, std::uint64_t>& file, const std::
 
 bool claim_slot(const segment& seg, process_slot& slot, bool take_dead) noexcept {
   const std::uint64_t me = this_process();
-  std::lock_guard lock(held_mutex);
+  const held_guard lock;
   const slot_key key = key_of(seg.file_, seg.front_, slot);
   if (held_slots().count(key)) return false;  // another ring object of this process
-  // Acquire on success pairs with the previous holder's release (release_slot()): what it left
-  // in the slot and the ring is visible to us.
-  std::uint64_t held = slot.holder.load(std::memory_order_acquire);
+  // Noted first, so that no failure is left to undo once the slot is ours.
+  try {
+    held_slots().insert(key);
+  } catch (...) {  // out of memory: take nothing
+    return false;
+  }
+  // Relaxed: only a guess at what the swap below expects.
+  std::uint64_t held = slot.holder.load(std::memory_order_relaxed);
   for (;;) {
     // Ours already: a ring object of this process that ended without releasing it.
     const bool free = held == 0 || held == me || (take_dead && !process_alive(held));
-    if (!free) return false;
-    if (slot.holder.compare_exchange_weak(held, me, std::memory_order_acq_rel, std::memory_order_acquire)) break;
-  }
-  try {
-    held_slots().insert(key);
-  } catch (...) {  // out of memory: give the slot back rather than hold it untracked
-    slot.holder.store(0, std::memory_order_release);
-    return false;
+    if (!free) {
+      held_slots().erase(key);
+      return false;
+    }
+    // Acquire pairs with the previous holder's release (release_slot()): what it left in the
+    // slot and the ring is visible to us. (A holder that died released nothing; and we have
+    // done nothing yet that a later holder would need to see.) Relaxed on failure: we look
+    // again and swap again.
+    if (slot.holder.compare_exchange_weak(held, me, std::memory_order_acquire, std::memory_order_relaxed)) break;
   }
   return true;
 }
 
 void release_slot(const segment& seg, process_slot& slot) noexcept {
-  forget_slot(seg, slot);
-  // Release pairs with the next holder's claim: everything we did is visible to it.
   std::uint64_t me = this_process();
+  // Both under the lock: a ring object of this process claiming the slot meanwhile must find
+  // it either still ours (refused) or free, never our pid on a slot nobody holds (which it
+  // would take as left by a crash, unordered with what we did, and then lose to our swap).
+  const held_guard lock;
+  held_slots().erase(key_of(seg.file_, seg.front_, slot));
+  // Release pairs with the next holder's claim: everything we did is visible to it.
   slot.holder.compare_exchange_strong(me, 0, std::memory_order_release, std::memory_order_relaxed);
 }
 
 void forget_slot(const segment& seg, process_slot& slot) noexcept {
-  std::lock_guard lock(held_mutex);
+  const held_guard lock;
   held_slots().erase(key_of(seg.file_, seg.front_, slot));
 }
 

@@ -371,8 +371,12 @@ class basic_record_ring {
       // with no live claimer left is a dead process's.
       const std::uint64_t reserved = distance(pos, ctl_->tail.load(std::memory_order_seq_cst));
       if (reserved == 0 || reserved > capacity_ - r.scanned) break;  // nothing reserved there
-      // Acquire pairs with the producer's release of its busy header.
-      std::uint64_t h = header_at(idx).load(std::memory_order_acquire);
+      // The header scan() stopped at, as it acquired it: a busy one's release by its producer
+      // happens before we replace it and, later, zero it. (What the header names, its owner's
+      // generation and holder, our load of tail above ordered too: the owner stored them before
+      // its seq_cst claim of tail, and every tail we can read continues that claim's release
+      // sequence, through a later claim's CAS or the same producer's later store.)
+      std::uint64_t h = r.stopped_at;
       std::uint64_t replacement;
       bool piece_of_wrap = false;
       if (h & busy_flag) {
@@ -380,10 +384,12 @@ class basic_record_ring {
         if (footprint == 0) throw_corrupt(detail::concat({"the busy header at byte ", idx, " is malformed"}));
         if (!owner_gone(h) && !stalled(pos, stalled_after)) break;
         replacement = make_header(0, footprint) | discard_flag;
-      } else if (h == 0) {
+      } else {  // zero: not written yet
         if (live_claimer()) break;  // it writes its header any moment now
-        // Acquire: as above; the counts' loads were seq_cst and came before this one.
-        if (header_at(idx).load(std::memory_order_acquire) != 0) continue;
+        // Look again. A producer whose count we saw drop released it after storing its busy
+        // header, and our seq_cst load of the count acquired that: coherence alone then shows
+        // us the header here, so relaxed suffices (a header we find sends us round again).
+        if (header_at(idx).load(std::memory_order_relaxed) != 0) continue;
         const size_type run = zero_run(idx, std::min<size_type>(static_cast<size_type>(reserved),
                                                                 end_ == capacity_ ? capacity_ - idx : reserved));
         if (run == 0) break;
@@ -394,13 +400,13 @@ class basic_record_ring {
         // pieces, counted once, with the piece at 0 (if that piece is another reservation,
         // this one goes uncounted: in_flight() then errs high, never low).
         piece_of_wrap = to_the_end && reserved > run;
-      } else {
-        break;  // scan() stopped for another reason
       }
-      // Acq_rel: replaces the busy header only if its producer did not commit meanwhile (its
-      // CAS and ours decide who owns the header); release pairs with nothing but our own scan.
-      if (!header_at(idx).compare_exchange_strong(h, replacement, std::memory_order_acq_rel, std::memory_order_acquire))
-        continue;  // committed or discarded meanwhile: look again
+      // Replaces the header only if its producer did not finish meanwhile: its CAS and ours,
+      // read-modify-writes of one word, decide who owns it. Relaxed: we acquired `h` above (a
+      // zero one needs nothing: we wrote it), and nobody but our own scan reads what we store
+      // (a producer whose CAS fails reads nothing).
+      if (!header_at(idx).compare_exchange_strong(h, replacement, std::memory_order_relaxed, std::memory_order_relaxed))
+        continue;  // committed or discarded meanwhile: look again (the scan acquires afresh)
       if (piece_of_wrap) continue;
       count_lost();
       ++reclaimed;
@@ -544,8 +550,8 @@ class basic_record_ring {
                                                          : "its producer role is held by a live process"));
     detail::process_slot& mine = table.producers[slot];
     // A new generation: busy headers of a dead predecessor in this slot now read as dead.
-    // Relaxed: a consumer reads it only for a busy header tagged with it, whose release (which
-    // recover() acquires) follows this store.
+    // Relaxed: a consumer reads it only for a busy header tagged with it, and our seq_cst claim
+    // of the tail that header sits behind (which recover() synchronizes with) follows this store.
     const std::uint32_t generation = mine.generation.fetch_add(1, std::memory_order_relaxed) + 1;
     mine.claiming.store(0, std::memory_order_relaxed);  // a dead predecessor's claims are its own
     owner_tag_ = (slot << tag_slot_shift) | ((generation & tag_generation_mask) << tag_generation_shift);
@@ -571,13 +577,13 @@ class basic_record_ring {
     static_assert((~std::uint32_t{0} >> tag_slot_shift) < detail::max_producer_processes);
     const unsigned slot = tag >> tag_slot_shift;
     const detail::process_slot& owner = segment_.processes().producers[slot];
-    // Relaxed: the generation a busy header names was stored before that header's release,
-    // which recover() acquired; a newer one only makes the header read as gone sooner.
+    // Relaxed: the generation a busy header names was stored before its owner's claim of tail,
+    // which recover() synchronized with; a newer one only makes the header read as gone sooner.
     if ((owner.generation.load(std::memory_order_relaxed) & tag_generation_mask) !=
         ((tag >> tag_generation_shift) & tag_generation_mask))
       return true;
-    // Relaxed: a hint; a stale holder errs towards "alive" (the busy header's release, acquired
-    // by recover(), made the owner's claim of the slot visible).
+    // Relaxed: a hint; a stale holder errs towards "alive" (recover()'s load of tail made the
+    // owner's claim of the slot visible, as its generation).
     return !detail::process_alive(owner.holder.load(std::memory_order_relaxed));
   }
 
@@ -715,14 +721,14 @@ class basic_record_ring {
 
   // try_reserve(n) after the checks, without the accounting of refusals. In a shared ring the
   // claim is bracketed by this process's `claiming` count and ends with a busy header that
-  // gives the reservation's extent and owner (see "Between processes" above).
+  // gives the reservation's extent and owner (docs/shared_memory.md, "What survives which crash").
   grant claim(size_type n) {
     if (role_slot_) [[unlikely]] {
       if (role_ == attached_as::consumer) detail::throw_wrong_role("produce", "consumer");
       // Seq_cst: ordered before our claim of tail, as recover() reads them (see there).
       role_slot_->claiming.fetch_add(1, std::memory_order_seq_cst);
       struct done_claiming {
-        std::atomic<std::uint32_t>& count;
+        detail::atomic<std::uint32_t>& count;
         // Release pairs with recover()'s load: the busy header claim_space() wrote is visible
         // to a consumer that sees the count drop. (Also when claim_space() throws.)
         ~done_claiming() { count.fetch_sub(1, std::memory_order_release); }
@@ -790,7 +796,8 @@ class basic_record_ring {
     std::uint64_t busy = 0;
     if constexpr (Shared) {
       // The extent and owner, for a consumer that must reclaim it if we die. Release pairs
-      // with the consumer's acquire in recover(), as for any header.
+      // with the consumer's acquire in recover(): this store happens before it replaces the
+      // header and zeroes it.
       const std::uint32_t lap = lap_of(t) + (pad != 0 ? 1 : 0);
       busy = busy_flag | (std::uint64_t{footprint / 8} << 32) | owner_tag_ | (lap & 0xffffu);
       header_at(at).store(busy, std::memory_order_release);
@@ -843,6 +850,7 @@ class basic_record_ring {
   struct scan_result {
     size_type records;  // ready records from the head
     size_type scanned;  // bytes they span, with skipped tails and withdrawn ones among and after
+    std::uint64_t stopped_at;  // the header after them, as acquired: 0, or busy (shared rings)
   };
 
   // Walks the ready headers from the head, up to the first one not written yet.
@@ -853,13 +861,17 @@ class basic_record_ring {
   scan_result scan_headers() {
     size_type idx = head_index_;
     size_type scanned = 0, records = 0;
+    std::uint64_t stopped_at = 0;
     while (scanned < capacity_) {
-      // Acquire pairs with the producer's release of this header (finish(), or the PAD store in
-      // try_reserve()): the payload is visible, and the producer's stores happen before we zero
-      // these bytes on release.
+      // Acquire pairs with the producer's release of this header (finish(), the PAD store in
+      // try_reserve(), or a shared ring's busy header): the payload is visible, and the
+      // producer's stores happen before we zero (or, recover(), replace) these bytes.
       const std::uint64_t h = header_at(idx).load(std::memory_order_acquire);
       // Not written yet (in flight, or nothing reserved here), or busy: in flight in a shared ring.
-      if (h == 0 || (Checked && (h & busy_flag))) break;
+      if (h == 0 || (Checked && (h & busy_flag))) {
+        stopped_at = h;
+        break;
+      }
       size_type bytes = footprint_of(h);
       if constexpr (Checked) {
         bytes = checked_footprint(h, idx, capacity_ - scanned);
@@ -873,7 +885,7 @@ class basic_record_ring {
     }
     // The most the consumer ever found ready (a statistic; one writer: load and store).
     if (scanned > ctl_->high_water.load(std::memory_order_relaxed)) ctl_->high_water.store(scanned, std::memory_order_relaxed);
-    return {records, scanned};
+    return {records, scanned, stopped_at};
   }
 
   batch read_now() {

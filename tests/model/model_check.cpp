@@ -10,7 +10,7 @@
 //   - the blocking suites never deadlock: a lost wake-up leaves a thread asleep forever, which
 //     Relacy reports as a deadlock.
 //
-//   model_check [suite] [--iterations=N] [--stop-at-failure]
+//   model_check [suite] [--iterations=N] [--shared-iterations=N] [--stop-at-failure]
 //   (SLUICE_MODEL_ITERATIONS and SLUICE_MODEL_STOP_AT_FAILURE do the same.)
 #include <sluice/record_ring.hpp>
 #include <sluice/spsc_ring.hpp>
@@ -20,6 +20,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 
 namespace {
@@ -579,12 +580,326 @@ struct in_flight_lower_bound : rl::test_suite<in_flight_lower_bound<Ring>, 2> {
 using spsc_in_flight = in_flight_lower_bound<sluice::spsc_record_ring>;
 using mpsc_in_flight = in_flight_lower_bound<sluice::mpsc_record_ring>;
 
+// ============================================================ shared rings
+//
+// A shared ring's processes run here as threads of one process, each with its own ring object
+// and its own mapping of the segment: the control block, the process table and the storage
+// words are the model's atomics, at a different address in each mapping (the storage is
+// registered at each). A process "dies" through test_access::abandon(): its slot stays held,
+// as a crash leaves it, and a successor (here: the same pid) may take it over.
+
+using sluice::role;
+using sluice::shared_options;
+template <class Ring>
+using shared_segment = sluice_model::shared_segment<Ring>;
+
+// A shared record ring whose producer is taken over. Before the threads, the consumer creates
+// the segment and producer P1 opens it, commits two records and dies, between records. In
+// thread 0 its successor opens the segment (the same slot, a new generation) and commits two
+// more, the second over bytes the consumer freed; the consumer, in thread 1, reads, and calls
+// recover() whenever nothing is ready: it must reclaim nothing, for the successor lives and its
+// busy headers name its generation.
+template <class Ring>
+struct shared_takeover : rl::test_suite<shared_takeover<Ring>, 2> {
+  static constexpr std::size_t capacity = 64;
+  shared_segment<Ring> segment;
+  Ring consumer{sluice::create_shared, segment.name(), capacity};
+  std::optional<Ring> producer{std::in_place, sluice::open_shared, segment.name(),
+                               shared_options{.role = role::producer}};
+  registered_storage<capacity> words{test_access::data(consumer), test_access::data(*producer)};
+  shadow<capacity> cells;
+  unsigned committed = 0;  // the last sequence number committed
+  unsigned seen = 0;       // consumer: the last one delivered
+
+  void commit(Ring& ring, unsigned seq) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto g = ring.try_reserve(record_size(seq));
+      if (!g) continue;
+      record_checker<Ring, capacity>{ring, cells}.fill(g.span(), seq, 0);
+      RL_ASSERT(g.commit());  // nobody reclaims a live producer's reservation
+      committed = seq;
+      return;
+    }
+  }
+  void before() {
+    commit(*producer, 1);
+    commit(*producer, 2);
+    test_access::abandon(*producer);
+    producer.reset();
+  }
+  bool consume() {
+    auto b = consumer.try_read();
+    if (!b) return false;
+    for (auto r : b) {
+      const auto [seq, who] = record_checker<Ring, capacity>{consumer, cells}.check(r);
+      RL_ASSERT(who == 0 && seq == seen + 1);
+      seen = seq;
+    }
+    b.release();
+    return true;
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      producer.emplace(sluice::open_shared, segment.name(), shared_options{.role = role::producer});
+      words.alias(test_access::data(*producer));
+      commit(*producer, 3);
+      commit(*producer, 4);
+    } else {
+      for (int a = 0; a < 4; ++a)
+        if (!consume()) RL_ASSERT(consumer.recover() == 0);
+    }
+  }
+  void after() {
+    while (consume()) {
+    }
+    RL_ASSERT(consumer.recover() == 0 && seen == committed && consumer.statistics().lost == 0);
+  }
+};
+using shared_spsc_takeover = shared_takeover<sluice::spsc_record_ring>;
+using shared_mpsc_takeover = shared_takeover<sluice::mpsc_record_ring>;
+
+// A shared record ring whose producer died holding a reservation: P1 commits record 1, reserves
+// record 2 and dies with it (its busy header stays, naming P1's generation). Its successor
+// commits records 3 and 4 in thread 0 while the consumer, in thread 1, reads and calls
+// recover() whenever nothing is ready. Once it sees the successor's claim, the dead reservation
+// reads as gone: it is reclaimed exactly once, never delivered, and what follows it is.
+template <class Ring>
+struct shared_dead_reservation : shared_takeover<Ring> {
+  using base = shared_takeover<Ring>;
+  using grant = typename Ring::grant;
+  alignas(grant) unsigned char dead[sizeof(grant)];  // P1's reservation: never finished, never destroyed
+  unsigned reclaimed = 0;
+
+  void before() {
+    base::commit(*this->producer, 1);
+    auto g = this->producer->try_reserve(record_size(2));
+    RL_ASSERT(g);
+    new (dead) grant(std::move(g));
+    test_access::abandon(*this->producer);
+    this->producer.reset();
+  }
+  bool consume() {
+    auto b = this->consumer.try_read();
+    if (!b) return false;
+    for (auto r : b) {
+      const auto [seq, who] = record_checker<Ring, base::capacity>{this->consumer, this->cells}.check(r);
+      RL_ASSERT(who == 0 && seq > this->seen && seq != 2);
+      this->seen = seq;
+    }
+    b.release();
+    return true;
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      base::thread(0);
+    } else {
+      for (int a = 0; a < 4; ++a)
+        if (!consume()) reclaimed += static_cast<unsigned>(this->consumer.recover());
+    }
+  }
+  void after() {
+    reclaimed += static_cast<unsigned>(this->consumer.recover());
+    while (consume()) {
+    }
+    RL_ASSERT(reclaimed == 1 && this->consumer.statistics().lost == 1);
+    RL_ASSERT(this->seen == this->committed);
+  }
+};
+using shared_spsc_dead_reservation = shared_dead_reservation<sluice::spsc_record_ring>;
+using shared_mpsc_dead_reservation = shared_dead_reservation<sluice::mpsc_record_ring>;
+
+// As above, but the dead producer makes its reservation in thread 0, and its successor there
+// attaches (a new generation) without reserving anything. The consumer, in thread 1, reclaims
+// the busy header once it sees that generation and zeroes it: only the header's own release
+// (and recover()'s acquire of it) orders that after the producer's store of it, for no claim
+// of tail follows that store.
+struct shared_dead_busy_header : shared_dead_reservation<sluice::spsc_record_ring> {
+  void before() { commit(*producer, 1); }
+  void thread(unsigned index) {
+    if (index == 0) {
+      auto g = producer->try_reserve(record_size(2));
+      RL_ASSERT(g);
+      new (dead) grant(std::move(g));
+      test_access::abandon(*producer);
+      producer.emplace(sluice::open_shared, segment.name(), shared_options{.role = role::producer});
+      words.alias(test_access::data(*producer));
+    } else {
+      for (int a = 0; a < 4; ++a)
+        if (!consume()) reclaimed += static_cast<unsigned>(consumer.recover());
+    }
+  }
+};
+
+// A shared mpsc ring in which a producer process died after claiming 16 bytes of tail but before
+// writing its busy header there (its slot still counts the claim in progress, under a holder
+// that names no live process). A live producer claims the bytes after it and commits two
+// records in thread 0; the consumer, in thread 1, calls recover() whenever nothing is ready. It
+// must reclaim the dead claim's zeros, and only those: the live producer's claim behind them
+// is never taken for more zeros, even when the consumer has not yet seen its busy header.
+struct shared_dead_claim : shared_takeover<sluice::mpsc_record_ring> {
+  using base = shared_takeover<sluice::mpsc_record_ring>;
+  unsigned reclaimed = 0;
+
+  void before() {
+    auto& dead = test_access::processes(consumer).producers[1];
+    // The same pid with another start time: a process that had our pid once and is gone.
+    dead.holder.store(sluice::detail::this_process() ^ (std::uint64_t{1} << 32), std::memory_order_relaxed);
+    dead.claiming.store(1, std::memory_order_relaxed);
+    auto& control = test_access::control_of(consumer);
+    control.tail.store(16, std::memory_order_relaxed);       // its claim: bytes 0 to 16, lap 0
+    control.reserved.fetch_add(1, std::memory_order_relaxed);  // counted as reserved
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      commit(*producer, 1);
+      commit(*producer, 2);
+    } else {
+      for (int a = 0; a < 4; ++a)
+        if (!consume()) reclaimed += static_cast<unsigned>(consumer.recover());
+    }
+  }
+  void after() {
+    reclaimed += static_cast<unsigned>(consumer.recover());
+    while (consume()) {
+    }
+    RL_ASSERT(reclaimed == 1 && consumer.statistics().lost == 1 && seen == committed);
+  }
+};
+
+// What the shared spsc_ring suites share: the segment (declared before the rings, so that it
+// outlives them), the shadow, and the one sequence of values every producer continues and the
+// consumer must see whole, in order.
+template <std::size_t Capacity>
+struct shared_elements {
+  static constexpr std::size_t capacity = Capacity;
+  shared_segment<element_ring> segment;
+  shadow<Capacity> cells;
+  std::uint32_t written = 1;  // the next value a producer writes
+  std::uint32_t next = 1;     // the next value the consumer must see
+
+  void publish(element_ring& ring, std::size_t n) {
+    auto g = ring.try_reserve(n);
+    if (!g) return;
+    element_checker<Capacity>{ring, cells}.fill(g.span(), written);
+    written += static_cast<std::uint32_t>(n);
+    g.commit();
+  }
+  bool consume(element_ring& ring) {
+    auto g = ring.try_read();
+    if (!g) return false;
+    element_checker<Capacity>{ring, cells}.check(g.span(), next);
+    next += static_cast<std::uint32_t>(g.size());
+    g.release();
+    return true;
+  }
+  void drain_and_compare(element_ring& ring) {
+    while (consume(ring)) {
+    }
+    RL_ASSERT(next == written);
+  }
+};
+
+// spsc_ring, its producer taken over: P1 publishes two elements of three and dies; in thread 0
+// its successor opens the segment and publishes more, into slots the consumer (thread 1) frees.
+struct shared_producer_successor : rl::test_suite<shared_producer_successor, 2>, shared_elements<3> {
+  element_ring consumer{sluice::create_shared, segment.name(), capacity};
+  std::optional<element_ring> producer{std::in_place, sluice::open_shared, segment.name(),
+                                       shared_options{.role = role::producer}};
+
+  void before() {
+    publish(*producer, 2);
+    test_access::abandon(*producer);
+    producer.reset();
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      producer.emplace(sluice::open_shared, segment.name(), shared_options{.role = role::producer});
+      for (unsigned a = 0; a < 4; ++a) publish(*producer, a % 2 + 1);
+    } else {
+      for (int a = 0; a < 4; ++a) consume(consumer);
+    }
+  }
+  void after() { drain_and_compare(consumer); }
+};
+
+// spsc_ring, its producer role handed over cleanly between two processes: P1 (thread 0)
+// publishes two elements and gives the role back; P2 (thread 1) attaches once P1 is gone (until
+// then the role is refused) and publishes more, starting where P1's published elements end,
+// which only the hand-over through the process slot tells it; the consumer reads in thread 2.
+struct shared_producer_handover : rl::test_suite<shared_producer_handover, 3>, shared_elements<3> {
+  element_ring consumer{sluice::create_shared, segment.name(), capacity};
+  std::optional<element_ring> first{std::in_place, sluice::open_shared, segment.name(),
+                                    shared_options{.role = role::producer}};
+  std::optional<element_ring> second;
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      publish(*first, 2);
+      first.reset();  // gives the role back
+    } else if (index == 1) {
+      for (int attempt = 0; attempt < 4 && !second; ++attempt) {
+        try {
+          second.emplace(sluice::open_shared, segment.name(), shared_options{.role = role::producer});
+        } catch (const sluice::attach_error&) {
+          rl::yield(1, RL_INFO);  // P1 still holds the role
+        }
+      }
+      if (second)
+        for (unsigned a = 0; a < 3; ++a) publish(*second, a % 2 + 1);
+    } else {
+      for (int a = 0; a < 4; ++a) consume(consumer);
+    }
+  }
+  void after() { drain_and_compare(consumer); }
+};
+
+// spsc_ring, its consumer taken over mid-release: with a skipped tail pending (four slots: the
+// producer wrapped at slot 3), consumer C1 reads the split grant around it (slot 2, then slots
+// 0 and 1) and dies releasing it, after recording the pass (`passing`, the cleared skip) and
+// before publishing read. Its successor, in the same thread, must complete that release, and
+// publish it so that the producer (thread 0) overwrites those slots only after C1's reads.
+struct shared_consumer_successor : rl::test_suite<shared_consumer_successor, 2>, shared_elements<4> {
+  std::optional<element_ring> consumer{std::in_place, sluice::create_shared, segment.name(), capacity};
+  element_ring producer{sluice::open_shared, segment.name(), shared_options{.role = role::producer}};
+
+  void before() {
+    publish(producer, 3);  // slots 0 to 2
+    auto g = consumer->try_read();
+    RL_ASSERT(g.size() == 3);
+    g.release(2);          // read at 2
+    publish(producer, 2);  // slot 3 is too short: skipped, the grant wraps to slots 0 and 1
+    RL_ASSERT(written == 6);
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      for (unsigned a = 0; a < 4; ++a) publish(producer, a % 2 + 1);
+    } else {
+      {
+        auto g = consumer->try_read_split();
+        RL_ASSERT(g.first().size() == 1 && g.second().size() == 2);
+        element_checker<capacity>{*consumer, cells}.check(g.first(), 3);
+        element_checker<capacity>{*consumer, cells}.check(g.second(), 4);
+        // What release() stores before it publishes read (clear_skip()), then death.
+        auto& control = test_access::control_of(*consumer);
+        control.passing.store(2 + 1 + 1 + 2, std::memory_order_relaxed);
+        control.skip_index.store(0, std::memory_order_relaxed);
+      }  // dropped: frees nothing
+      next = 6;
+      test_access::abandon(*consumer);
+      consumer.emplace(sluice::open_shared, segment.name(), shared_options{.role = role::consumer});
+      for (int a = 0; a < 3; ++a) consume(*consumer);
+    }
+  }
+  void after() { drain_and_compare(*consumer); }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const sluice_model::run_options options = sluice_model::parse_options(argc, argv);
   (void)sluice_model::mutation::get();  // reads the environment before any simulation
   int failures = 0;
+  constexpr auto shared = sluice_model::suite_kind::shared;
   sluice_model::run<spsc_elements>("spsc_elements", options, failures);
   sluice_model::run<spsc_split>("spsc_split", options, failures);
   sluice_model::run<spsc_blocking>("spsc_blocking", options, failures);
@@ -598,6 +913,15 @@ int main(int argc, char** argv) {
   sluice_model::run<mpsc_record_observer>("mpsc_record_observer", options, failures);
   sluice_model::run<spsc_in_flight>("spsc_in_flight", options, failures);
   sluice_model::run<mpsc_in_flight>("mpsc_in_flight", options, failures);
+  sluice_model::run<shared_spsc_takeover>("shared_spsc_takeover", options, failures, shared);
+  sluice_model::run<shared_mpsc_takeover>("shared_mpsc_takeover", options, failures, shared);
+  sluice_model::run<shared_spsc_dead_reservation>("shared_spsc_dead_reservation", options, failures, shared);
+  sluice_model::run<shared_mpsc_dead_reservation>("shared_mpsc_dead_reservation", options, failures, shared);
+  sluice_model::run<shared_dead_busy_header>("shared_dead_busy_header", options, failures, shared);
+  sluice_model::run<shared_dead_claim>("shared_dead_claim", options, failures, shared);
+  sluice_model::run<shared_producer_successor>("shared_producer_successor", options, failures, shared);
+  sluice_model::run<shared_consumer_successor>("shared_consumer_successor", options, failures, shared);
+  sluice_model::run<shared_producer_handover>("shared_producer_handover", options, failures, shared);
   if (sluice_model::mutation::get().active())
     std::cout << "mutated operation ran " << sluice_model::mutation::get().hits() << " times" << std::endl;
   std::cout << (failures == 0 ? "all suites passed" : "FAILED suites: " + std::to_string(failures)) << std::endl;

@@ -9,8 +9,10 @@
 // then explores interleavings and weak-memory outcomes of the very code that ships, and the
 // futex and membarrier calls of detail/wait.hpp become Relacy's model of them.
 //
-// What stays std::atomic: the process table of shared segments (detail/segment.hpp), which
-// only shared rings touch, and which the shared-memory tests exercise between real processes.
+// Shared segments' process tables (detail/segment.hpp) use detail::atomic too, so that the
+// model can run a shared ring's processes as threads over one segment, mapped once by each.
+// What stays std::atomic: a segment header's `ready` flag, which the creator stores before any
+// other process (or model thread) can open the segment.
 #pragma once
 
 #include <atomic>

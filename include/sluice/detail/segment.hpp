@@ -14,6 +14,7 @@
 // validated at each use by the ring (a peer may be hostile or corrupt).
 #pragma once
 
+#include <sluice/detail/atomic.hpp>
 #include <sluice/shared_memory.hpp>
 
 #include <atomic>
@@ -43,21 +44,23 @@ struct segment_layout {
   bool waitable;               // the ring's wait policy: a no_waiting process never wakes a sleeper
 };
 
-// A process attached in a role. `holder` 0: free; else the holder's pid in the low 32 bits
+// A process attached in a role. Its words are detail::atomic (std::atomic in every build but the
+// model-checked one, where recovery and takeover run as threads over one mapping and the
+// scheduler must see these words too). `holder` 0: free; else the holder's pid in the low 32 bits
 // and the low 32 bits of its start time (clock ticks after boot) in the high ones, so that a
 // pid reused by another process does not read as the holder.
 struct process_slot {
-  std::atomic<std::uint64_t> holder{0};
+  atomic<std::uint64_t> holder{0};
   // Producers: reservations this process has claimed whose extent is not yet visible in the
-  // storage (see record_ring.hpp, "Between processes"). The consumer reads it only to decide
+  // storage (see record_ring.hpp, claim()). The consumer reads it only to decide
   // whether a stall at the head can be a dead process's.
-  std::atomic<std::uint32_t> claiming{0};
+  atomic<std::uint32_t> claiming{0};
   // Bumped by each process that takes the slot over, so that what a dead holder left behind
   // (reservations tagged with the slot and its generation) reads as dead, whoever holds the
   // slot now.
-  std::atomic<std::uint32_t> generation{0};
+  atomic<std::uint32_t> generation{0};
 };
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free && std::atomic<std::uint64_t>::is_always_lock_free,
+static_assert(atomic<std::uint32_t>::is_always_lock_free && atomic<std::uint64_t>::is_always_lock_free,
               "shared rings need lock-free 32- and 64-bit atomics");
 
 inline constexpr unsigned max_producer_processes = 64;
@@ -70,7 +73,9 @@ struct process_table {
 inline constexpr std::uint64_t segment_magic = 0x31474e49'52434c53ull;  // "SLCRING1", little-endian
 inline constexpr std::uint32_t layout_version = 2;
 inline constexpr std::uint64_t header_size = 256;
-inline constexpr std::uint64_t control_offset = 2048;
+// (The model checker's atomics are larger than a machine word: its table needs more room.)
+inline constexpr std::uint64_t control_offset =
+    model_checked ? (header_size + sizeof(process_table) + 4095) / 4096 * 4096 : 2048;
 static_assert(header_size + sizeof(process_table) <= control_offset);
 
 struct segment_header {

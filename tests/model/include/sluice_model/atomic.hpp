@@ -15,6 +15,16 @@
 // detail::zero_storage() (the consumer zeroing what it releases) stores zero to the atomics.
 #pragma once
 
+// Relacy's headers define macros over the C library's threading names (sem_init, errno...):
+// the standard headers that use them come first, so that their guards keep them from being
+// read again under those macros by whatever the rings' sources include later.
+#include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <pthread.h>
+#include <semaphore.h>
+#include <thread>
+
 #include <relacy/relacy.hpp>
 // Relacy's convenience macros would rename the standard library's own identifiers.
 #undef VAR_T
@@ -34,6 +44,7 @@
 #undef free
 #undef assert
 #undef errno
+#define errno (*__errno_location())  // glibc's own definition, which Relacy's replaced
 
 #include <atomic>
 #include <cerrno>
@@ -259,34 +270,57 @@ class storage_words {
   static constexpr std::size_t max_words = 32;
   using word = sluice::detail::atomic<std::uint64_t>;
 
+  static constexpr std::size_t max_aliases = 4;
+
   static void attach(const void* base, std::size_t words, word* const* cells, rl::var<int>* writes) {
     auto& w = get();
-    w.base_ = static_cast<const unsigned char*>(base);
+    w.bases_[0] = static_cast<const unsigned char*>(base);
+    w.base_count_ = 1;
     w.words_ = words;
     w.cells_ = cells;
     w.writes_ = writes;
+  }
+  // Another address of the same storage: a shared ring's segment mapped again by another ring
+  // object (each process maps it where it likes; the model runs them as threads of one).
+  static void alias(const void* base) {
+    auto& w = get();
+    if (w.base_count_ == max_aliases) {
+      std::fprintf(stderr, "sluice model: more than %zu mappings of one storage\n", max_aliases);
+      std::abort();
+    }
+    w.bases_[w.base_count_++] = static_cast<const unsigned char*>(base);
   }
   static void detach() { get() = storage_words(); }
 
   static std::size_t index_of(const void* p) {
     auto& w = get();
     const auto* at = static_cast<const unsigned char*>(p);
-    if (!w.base_ || at < w.base_ || at >= w.base_ + 8 * w.words_ || (at - w.base_) % 8 != 0) return w.words_;
-    return static_cast<std::size_t>(at - w.base_) / 8;
+    for (std::size_t b = 0; b < w.base_count_; ++b) {
+      const unsigned char* base = w.bases_[b];
+      if (at >= base && at < base + 8 * w.words_ && (at - base) % 8 == 0) return static_cast<std::size_t>(at - base) / 8;
+    }
+    return w.words_;
   }
   static word* find(const void* p) {
     const std::size_t i = index_of(p);
     return i < get().words_ ? get().cells_[i] : nullptr;
   }
 
-  // Every write to a word of the storage (a header stored or swapped, the consumer zeroing
-  // what it releases) is also a plain write of the word's rl::var: in a correct ring they are
-  // all ordered by happens-before (the consumer zeroes a header only after acquiring it, a
-  // producer claims the space only after acquiring the head that freed it), and Relacy
-  // reports a data race where they are not, as the real memset would be one.
-  static void note_write(const void* p, const call_site& where) {
+  // The consumer zeroes what it releases with a plain memset; everything else writes the
+  // storage's words atomically (headers stored or swapped). A plain write races with any access
+  // not ordered with it, an atomic write only with plain ones: so the memset is a plain write
+  // of the word's rl::var, and each atomic write (or swap, successful or not: it accesses the
+  // word either way) a read of it. In a correct ring each pair is ordered by happens-before
+  // (the consumer zeroes a header only after acquiring it, a producer claims the space only
+  // after acquiring the head that freed it), and Relacy reports a data race where it is not,
+  // as the real memset would be one.
+  static void note_plain_write(const void* p, const call_site& where) {
     const std::size_t i = index_of(p);
     if (i < get().words_) get().writes_[i](info_of(where)) = 1;
+  }
+  static void note_atomic_write(const void* p, const call_site& where) {
+    const std::size_t i = index_of(p);
+    if (i < get().words_) (void)static_cast<int>(get().writes_[i](info_of(where)));
   }
 
   // Stores zero to each registered word in [p, p + n) (the plain bytes are zeroed by the caller).
@@ -294,7 +328,7 @@ class storage_words {
     const auto* at = static_cast<const unsigned char*>(p);
     for (std::size_t i = 0; i < n; i += 8) {
       if (word* cell = find(at + i)) {
-        note_write(at + i, where);
+        note_plain_write(at + i, where);
         cell->store(0, std::memory_order_relaxed, where);
       }
     }
@@ -305,7 +339,8 @@ class storage_words {
     static storage_words w;
     return w;
   }
-  const unsigned char* base_ = nullptr;
+  const unsigned char* bases_[max_aliases] = {};
+  std::size_t base_count_ = 0;
   std::size_t words_ = 0;
   word* const* cells_ = nullptr;
   rl::var<int>* writes_ = nullptr;
@@ -333,21 +368,23 @@ class atomic_ref {
   }
   void store(T value, std::memory_order order = std::memory_order_seq_cst,
              call_site where = call_site::here()) const {
-    sluice_model::storage_words::note_write(plain_, where);
+    sluice_model::storage_words::note_atomic_write(plain_, where);
     a_->store(value, order, where);
     *plain_ = value;
   }
+  // A swap is noted before it is made, as a store is, so that its own release orders the note
+  // for whoever acquires the new value (see storage_words::note_atomic_write()).
   bool compare_exchange_strong(T& expected, T desired, std::memory_order success, std::memory_order failure,
                                call_site where = call_site::here()) const {
+    sluice_model::storage_words::note_atomic_write(plain_, where);
     const bool swapped = a_->compare_exchange_strong(expected, desired, success, failure, where);
-    if (swapped) sluice_model::storage_words::note_write(plain_, where);
     if (swapped) *plain_ = desired;
     return swapped;
   }
   bool compare_exchange_weak(T& expected, T desired, std::memory_order success, std::memory_order failure,
                              call_site where = call_site::here()) const {
+    sluice_model::storage_words::note_atomic_write(plain_, where);
     const bool swapped = a_->compare_exchange_weak(expected, desired, success, failure, where);
-    if (swapped) sluice_model::storage_words::note_write(plain_, where);
     if (swapped) *plain_ = desired;
     return swapped;
   }
@@ -376,7 +413,9 @@ inline std::uint64_t& model_kernel_calls() {
   return calls;
 }
 inline bool enable_asymmetric_fences() noexcept { return sluice_model::asymmetric_fences(); }
-inline bool enable_global_fences() noexcept { return false; }
+// Shared rings pair membarrier's global form the same way; to the model's threads it is the
+// same system-wide fence.
+inline bool enable_global_fences() noexcept { return sluice_model::asymmetric_fences(); }
 inline void heavy_fence(bool asymmetric, bool, call_site where = call_site::here()) noexcept {
   thread_fence(std::memory_order_seq_cst, where);
   if (asymmetric) rl::systemwide_fence(sluice_model::info_of(where));
