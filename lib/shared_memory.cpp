@@ -350,6 +350,26 @@ namespace {
 using slot_key = std::tuple<std::uint32_t, std::uint64_t, std::uint64_t, std::uint64_t>;
 #if !defined(SLUICE_MODEL_CHECK)
 std::mutex held_mutex;
+using held_set = std::set<slot_key>;
+#else
+bool held_inside = false;  // held_guard's flag
+// Relacy serves operator new from the heap of the running execution and drops that heap when
+// an execution fails; the set outlives executions, so here its nodes come from malloc itself
+// (parenthesised: <relacy/relacy.hpp> makes malloc and free macros of its own heap too).
+template <class T>
+struct process_heap {
+  using value_type = T;
+  process_heap() = default;
+  template <class U>
+  process_heap(const process_heap<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    if (void* p = (std::malloc)(n * sizeof(T))) return static_cast<T*>(p);
+    throw std::bad_alloc();
+  }
+  void deallocate(T* p, std::size_t) noexcept { (std::free)(p); }
+  friend bool operator==(const process_heap&, const process_heap&) noexcept { return true; }
+};
+using held_set = std::set<slot_key, std::less<slot_key>, process_heap<slot_key>>;
 #endif
 
 // Holds held_mutex. The model-checked build runs a test's threads as fibers of one thread, and
@@ -360,16 +380,10 @@ class held_guard {
 #if defined(SLUICE_MODEL_CHECK)
   held_guard() {
     // The fibers switch only at the model's own operations: the test and the set are one step.
-    while (inside()) rl::yield(1, RL_INFO);
-    inside() = true;
+    while (held_inside) rl::yield(1, RL_INFO);
+    held_inside = true;
   }
-  ~held_guard() { inside() = false; }
-
- private:
-  static bool& inside() {
-    static bool flag = false;
-    return flag;
-  }
+  ~held_guard() { held_inside = false; }
 #else
   held_guard() { held_mutex.lock(); }
   ~held_guard() { held_mutex.unlock(); }
@@ -378,8 +392,8 @@ class held_guard {
   held_guard& operator=(const held_guard&) = delete;
 };
 
-std::set<slot_key>& held_slots() {
-  static std::set<slot_key> held;
+held_set& held_slots() {
+  static held_set held;
   return held;
 }
 
@@ -434,6 +448,13 @@ void forget_slot(const segment& seg, process_slot& slot) noexcept {
   const held_guard lock;
   held_slots().erase(key_of(seg.file_, seg.front_, slot));
 }
+
+#if defined(SLUICE_MODEL_CHECK)
+void forget_all_slots_for_model() noexcept {
+  held_slots().clear();
+  held_inside = false;
+}
+#endif
 
 }  // namespace detail
 

@@ -372,10 +372,8 @@ class basic_record_ring {
       const std::uint64_t reserved = distance(pos, ctl_->tail.load(std::memory_order_seq_cst));
       if (reserved == 0 || reserved > capacity_ - r.scanned) break;  // nothing reserved there
       // The header scan() stopped at, as it acquired it: a busy one's release by its producer
-      // happens before we replace it and, later, zero it. (What the header names, its owner's
-      // generation and holder, our load of tail above ordered too: the owner stored them before
-      // its seq_cst claim of tail, and every tail we can read continues that claim's release
-      // sequence, through a later claim's CAS or the same producer's later store.)
+      // happens before we replace it and, later, zero it, and so does all that producer stored
+      // before it, the generation and holder of its slot that owner_gone() reads included.
       std::uint64_t h = r.stopped_at;
       std::uint64_t replacement;
       bool piece_of_wrap = false;
@@ -402,10 +400,11 @@ class basic_record_ring {
         piece_of_wrap = to_the_end && reserved > run;
       }
       // Replaces the header only if its producer did not finish meanwhile: its CAS and ours,
-      // read-modify-writes of one word, decide who owns it. Relaxed: we acquired `h` above (a
-      // zero one needs nothing: we wrote it), and nobody but our own scan reads what we store
-      // (a producer whose CAS fails reads nothing).
-      if (!header_at(idx).compare_exchange_strong(h, replacement, std::memory_order_relaxed, std::memory_order_relaxed))
+      // read-modify-writes of one word, decide who owns it. Release pairs with the acquire of
+      // the scan that consumes what we store: ours, or a successor's if we die before freeing
+      // these bytes, whose zeroing of the word must come after our write. No acquire: we
+      // acquired `h` in scan() (a zero one orders nothing), and a failed CAS reads nothing.
+      if (!header_at(idx).compare_exchange_strong(h, replacement, std::memory_order_release, std::memory_order_relaxed))
         continue;  // committed or discarded meanwhile: look again (the scan acquires afresh)
       if (piece_of_wrap) continue;
       count_lost();

@@ -549,14 +549,14 @@ class spsc_ring {
                                                             detail::pid_of(slot.holder.load(std::memory_order_relaxed)),
                                                             ", which is alive"})));
     role_slot_ = &slot;
-    // Relaxed loads of our own side's cursor: a predecessor in this role that gave it back did
-    // so in release_slot(), whose release claim_slot() acquired; one that died left nothing we
-    // depend on (a producer writes after what it published; a consumer reads only what the
-    // producer publishes, and acquires write for that in refresh_write()).
+    // Our own side's cursor: a predecessor in this role that gave it back did so in
+    // release_slot(), whose release claim_slot() acquired; for one that died, see below.
     if (r == role::producer) {
       // Acquire pairs with the consumer's releases of read, as in refresh_read(): the slots it
       // gave back are read before we write them again.
       const std::uint64_t read = ctl_->read.load(std::memory_order_acquire);
+      // Relaxed: we read nothing a dead predecessor stored through it; the skip it may have
+      // left is checked below, against the acquired read.
       const std::uint64_t write = ctl_->write.load(std::memory_order_relaxed);
       role_ = attached_as::producer;
       read_open_ = true;  // this process never consumes (see enter_read())
@@ -574,7 +574,10 @@ class spsc_ring {
     } else {
       role_ = attached_as::consumer;
       write_open_ = true;  // this process never produces (see enter_write())
-      r_ = ctl_->read.load(std::memory_order_relaxed);  // see above
+      // Acquire pairs with a dead predecessor's last release of read (publish_read()): a
+      // release that passed a skip cleared skip_index (and `passing`) first, and we must not
+      // find that skip pending again.
+      r_ = ctl_->read.load(std::memory_order_acquire);
       // A predecessor that died after passing a skip but before publishing read: complete it.
       // Relaxed: written by the consumer side only, and the predecessor is gone.
       const std::uint64_t passing = ctl_->passing.load(std::memory_order_relaxed);

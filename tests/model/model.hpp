@@ -169,6 +169,7 @@ void run(std::string_view name, const run_options& options, int& failures, suite
   for (const bool asymmetric : {true, false}) {
     if (options.stop_at_failure && failures != 0) return;
     asymmetric_fences() = asymmetric;
+    sluice::detail::forget_all_slots_for_model();  // what a failed simulation before left
     rl::test_params params;
     params.iteration_count = iterations;
     params.search_type = rl::random_scheduler_type;

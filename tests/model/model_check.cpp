@@ -766,6 +766,69 @@ struct shared_dead_claim : shared_takeover<sluice::mpsc_record_ring> {
   }
 };
 
+// A shared record ring whose consumer is taken over after it reclaimed a dead reservation: P1
+// commits record 1, reserves record 2 and dies; its successor attaches (a new generation). In
+// thread 0 consumer C1 reads record 1, reclaims record 2 (its header replaced by a withdrawn
+// one) and dies before its scan frees those bytes. Its successor C2 (thread 1) attaches once C1
+// is gone and frees them, zeroing the header C1 wrote: C1's replacement must happen before.
+struct shared_consumer_successor_after_recover : shared_dead_reservation<sluice::spsc_record_ring> {
+  using base = shared_dead_reservation<sluice::spsc_record_ring>;
+  using Ring = sluice::spsc_record_ring;
+  std::optional<Ring> second;
+
+  void before() {
+    base::before();
+    producer.emplace(sluice::open_shared, segment.name(), shared_options{.role = role::producer});
+    words.alias(test_access::data(*producer));
+  }
+  bool consume_second() {
+    auto b = second->try_read();
+    if (!b) return false;
+    for (auto r : b) {
+      (void)record_checker<Ring, capacity>{*second, cells}.check(r);
+      RL_ASSERT(false);  // nothing but record 1 was committed, and C1 read it
+    }
+    b.release();
+    return true;
+  }
+  void attach_second() {
+    try {
+      second.emplace(sluice::open_shared, segment.name(), shared_options{.role = role::consumer});
+      words.alias(test_access::data(*second));
+    } catch (const sluice::attach_error&) {
+      rl::yield(1, RL_INFO);  // C1 still holds the role
+    }
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      RL_ASSERT(consume() && seen == 1);  // record 1: the header after it is record 2's, busy
+      reclaimed += static_cast<unsigned>(consumer.recover());
+      test_access::abandon(consumer);
+    } else {
+      auto& control = test_access::control_of(consumer);
+      for (int attempt = 0; attempt < 8 && !second; ++attempt) {
+        if (control.head.load(std::memory_order_relaxed) != 0)
+          attach_second();
+        else
+          rl::yield(1, RL_INFO);
+      }
+      if (second)
+        for (int a = 0; a < 3; ++a)
+          if (!consume_second()) reclaimed += static_cast<unsigned>(second->recover());
+    }
+  }
+  void after() {
+    if (!second) attach_second();
+    RL_ASSERT(second);
+    reclaimed += static_cast<unsigned>(second->recover());
+    while (consume_second()) {
+    }
+    RL_ASSERT(reclaimed == 1 && second->statistics().lost == 1 && seen == 1);
+    RL_ASSERT(test_access::control_of(*second).head.load(std::memory_order_relaxed) ==
+              test_access::control_of(*second).tail.load(std::memory_order_relaxed));
+  }
+};
+
 // What the shared spsc_ring suites share: the segment (declared before the rings, so that it
 // outlives them), the shadow, and the one sequence of values every producer continues and the
 // consumer must see whole, in order.
@@ -893,6 +956,67 @@ struct shared_consumer_successor : rl::test_suite<shared_consumer_successor, 2>,
   void after() { drain_and_compare(*consumer); }
 };
 
+// spsc_ring, its consumer taken over after a clean release: C1 (thread 1) passes a skipped tail
+// (slot 3 of four), reads slots 0 to 2, releases two of them and dies. Its successor C2 (thread
+// 2) attaches once it sees that read position, and reads and releases slot 2; the producer
+// (thread 0) needs that release to publish again, over the slots C1 read. Only C2's attach
+// orders C1's reads (and its clearing of the skip) before the producer's writes: C2 acquires
+// C1's last release of read, and the producer acquires C2's.
+struct shared_consumer_successor_after_pass : rl::test_suite<shared_consumer_successor_after_pass, 3>,
+                                              shared_elements<4> {
+  std::optional<element_ring> first{std::in_place, sluice::create_shared, segment.name(), capacity};
+  element_ring producer{sluice::open_shared, segment.name(), shared_options{.role = role::producer}};
+  std::optional<element_ring> second;
+
+  void before() {
+    publish(producer, 3);  // slots 0 to 2
+    RL_ASSERT(consume(*first) && next == 4);
+    publish(producer, 2);  // slot 3 is too short: skipped, the grant wraps to slots 0 and 1
+    publish(producer, 1);  // slot 2
+    RL_ASSERT(written == 7);
+  }
+  void attach_second() {
+    try {
+      second.emplace(sluice::open_shared, segment.name(), shared_options{.role = role::consumer});
+    } catch (const sluice::attach_error&) {
+      rl::yield(1, RL_INFO);  // C1 still holds the role
+    }
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      // Three elements from slot 3 skip it again and take slots 0 to 2: read must reach 7, which
+      // only C2's release of slot 2 stores, and the producer then overwrites slots C1 read.
+      auto& control = test_access::control_of(producer);
+      for (int a = 0; a < 12 && control.read.load(std::memory_order_relaxed) != 7; ++a) rl::yield(1, RL_INFO);
+      publish(producer, 3);
+    } else if (index == 1) {
+      {
+        auto g = first->try_read();  // passes the skip, publishing read 4
+        RL_ASSERT(g.size() == 3);
+        element_checker<capacity>{*first, cells}.check(g.span().first(2), 4);
+        g.release(2);  // read 6, and no more: C2 starts there
+      }
+      next = 6;
+      test_access::abandon(*first);
+    } else {
+      auto& control = test_access::control_of(producer);
+      for (int attempt = 0; attempt < 8 && !second; ++attempt) {
+        if (control.read.load(std::memory_order_relaxed) == 6)
+          attach_second();
+        else
+          rl::yield(1, RL_INFO);
+      }
+      if (second)
+        for (int a = 0; a < 3; ++a) consume(*second);
+    }
+  }
+  void after() {
+    if (!second) attach_second();
+    RL_ASSERT(second);
+    drain_and_compare(*second);
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -919,8 +1043,12 @@ int main(int argc, char** argv) {
   sluice_model::run<shared_mpsc_dead_reservation>("shared_mpsc_dead_reservation", options, failures, shared);
   sluice_model::run<shared_dead_busy_header>("shared_dead_busy_header", options, failures, shared);
   sluice_model::run<shared_dead_claim>("shared_dead_claim", options, failures, shared);
+  sluice_model::run<shared_consumer_successor_after_recover>("shared_consumer_successor_after_recover", options,
+                                                             failures, shared);
   sluice_model::run<shared_producer_successor>("shared_producer_successor", options, failures, shared);
   sluice_model::run<shared_consumer_successor>("shared_consumer_successor", options, failures, shared);
+  sluice_model::run<shared_consumer_successor_after_pass>("shared_consumer_successor_after_pass", options, failures,
+                                                          shared);
   sluice_model::run<shared_producer_handover>("shared_producer_handover", options, failures, shared);
   if (sluice_model::mutation::get().active())
     std::cout << "mutated operation ran " << sluice_model::mutation::get().hits() << " times" << std::endl;

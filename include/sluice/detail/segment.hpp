@@ -180,5 +180,11 @@ void release_slot(const segment& seg, process_slot& slot) noexcept;
 // Forgets, in this process, that a ring object holds `slot`, leaving the slot as a crash would:
 // held by this process's pid. (Tests use it to let a successor in the same process take over.)
 void forget_slot(const segment& seg, process_slot& slot) noexcept;
+#if defined(SLUICE_MODEL_CHECK)
+// Forgets every slot this process's ring objects hold, and any half-taken lock of the set: a
+// failed model execution stops wherever it failed, without its ring objects' destructors, and
+// the next simulation must not find what it left.
+void forget_all_slots_for_model() noexcept;
+#endif
 
 }  // namespace sluice::detail
