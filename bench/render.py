@@ -332,38 +332,43 @@ push and one pop, or one 16-byte record written and read), which are the same on
   out contiguous spans over plain storage keeps its cursors off its data lines, which puts this
   design near half the raw rate; Boost's queue, of the same structure and also reading the other
   side's index on every call, sits lower still.
-- **Records (3x `boost::lockfree::queue`).** One-thread instruction counts are even (115 for
+- **Records (3x `boost::lockfree::queue`).** One-thread instruction counts are even (114 for
   `mpsc_record_ring`, 116 for Boost's queue of 16-byte payloads); the two-thread gain comes from
   moving fewer lines, and the consumer zeroes what it releases (so that producers find headers
-  "not yet written") at a cost of about 22 instructions per 16-byte record. `spsc_record_ring`,
-  with no compare-and-swap on the tail, is the one-producer choice.
+  "not yet written") at a cost of about 22 instructions per 16-byte record. Producers measure
+  room against `head_seen`, a copy of the consumer's cursor on their own line, and read the
+  cursor itself only when the copy says a record does not fit: before that, every reservation
+  read a line the consumer had just written, and 16-byte records from one producer ran at 10.8
+  and 11.4 Mitems/s (3.6x and 3.5x the baseline, two runs of `bench_records --rounds=5
+  --benchmark_filter='records_(1p|2p|4p)_16B/'`, 2026-12-05) against 16.5 and 22.0 Mitems/s
+  (5.5x and 7.3x) with the copy, and 21.7 (7.0x) in the run above. `spsc_record_ring`, with no
+  compare-and-swap on the tail, is the one-producer choice.
 - **Waiting support (within 5% of the same ring without it).** In instructions (g++ 12, one
   thread): `spsc_ring` 69 against 61 per push and pop, `spsc_record_ring` 120 against 116 and
-  `mpsc_record_ring` 119 against 115 per 16-byte record: a compiler barrier and one load of a
-  line nobody writes, per commit and per release. `spsc_record_ring` used to cost 146: the
-  consumer's release named the head cursor in its compiler barrier, which made gcc keep a
-  producer's grant in memory wherever the two sides' calls meet in one function; the plain
-  barrier fixed it. Two-thread ratios follow the cache-line regime more than the
-  instructions: the 2026-12-02 AMD EPYC run had `spsc_ring` at 1.06 and `mpsc_record_ring` at
-  0.98; this 2026-12-03 Intel Xeon run has `spsc_record_ring` at 0.96, `spsc_ring` at 2.75 (the
-  regime flipped, in the ring's favour) and `mpsc_record_ring` at 0.77, where full fences on
-  every commit and release (0.80) cost no more than the two plain loads. Variants of the ring
-  built outside the tree and raced the same way (`bench_waiting --rounds=7` to `--rounds=9
-  --benchmark_filter=mpsc_record_ring_16B/`, 2026-12-03, same machine) take the gap apart
-  without explaining it: without the commit's sleeper check the waitable ring measured 0.84,
-  without the refusal path's check 0.79, without both 0.92; with every line of waiting code
-  removed (so that `waitable` and `full_fence` ran the same source) 0.80 against
-  `full_fence`'s 1.05 (built with `-falign-functions=64 -falign-loops=64`, all three and the
-  control measured 0.89 to 0.95); and with the sleeper flag folded into the committed count's
-  `fetch_add` (no extra load at all) 0.65 to 0.71. A variant that runs fewer instructions and
-  measures slower, and two identical sources 25% apart, say the two-thread ratio follows
-  something other than the bookkeeping. Counters added to the same scratch copy show what:
-  every contender alternates between an empty ring (on average 6 to 11 bytes in use when a
-  read comes back empty, and 60 to 98% of reads do) and a full one (65,520 of 65,536 bytes in
-  use when a reservation is refused, 1 to 5 refusals per record), so the rate measures how
-  often and for how long the consumer falls a whole ring behind, which moves with code
-  placement and the VM's scheduling, not the per-record cost. What sets that rhythm this VM
-  (no performance counters) cannot show. It stays a miss.
+  `mpsc_record_ring` 118 against 114 per 16-byte record: a compiler barrier and one load of a
+  line nobody writes, per commit and per release. That is what the `_one_thread` families
+  measure: 0.98 for both record rings and 0.94 for `spsc_ring`'s single items, whose 61
+  instructions make the 8 weigh most (a miss by a hair, on the bookkeeping alone; its zero-copy
+  grants, `spsc_ring_grants64`, pay the same per batch and measure 1.16 with two threads).
+  `spsc_record_ring` used to cost 146: the consumer's release named the head cursor in its
+  compiler barrier, which made gcc keep a producer's grant in memory wherever the two sides'
+  calls meet in one function; the plain barrier fixed it.
+
+  Two-thread ratios follow the cache-line regime more than the instructions, and the
+  `mpsc_record_ring` family shows it most. Its body spins on refused reservations and empty
+  reads in a 64 KiB ring, and every contender alternates between an empty ring (on average 6 to
+  11 bytes in use when a read comes back empty, and 60 to 98% of reads do) and a full one (65,520
+  of 65,536 bytes in use when a reservation is refused, 1 to 5 refusals per record), so its rate
+  measures how often and for how long the consumer falls a whole ring behind. That moves with
+  code placement and the VM's scheduling, not with the per-record cost: on 2026-12-05, on this
+  machine, the same waiting code measured 0.63 before the `head_seen` change and 1.41 after it
+  (`bench_waiting --rounds=7 --benchmark_filter=mpsc_record_ring_16B/`), and 1.40 in the run
+  above, with `full_fence` (a full fence per commit and release) at 0.65 and 1.29 alongside.
+  Earlier runs had 0.98 (AMD EPYC, 2026-12-02) and 0.77 (Intel Xeon, 2026-12-03), and variants
+  built outside the tree took the gap apart without explaining it: with every line of waiting
+  code removed, so that two contenders ran the same source, they still measured 25% apart. So
+  the two-thread `mpsc_record_ring` ratio, met or missed, does not show the waiting support's
+  cost; the one-thread figures and the instruction counts do.
 - **wake_up.** The median hand-off to a sleeping consumer is about 28 microseconds for both the
   condition variable and the ring: the time for the host to run an idle virtual CPU again. The
   tails (a millisecond and more at the 99th percentile) are the host's, and vary with it.

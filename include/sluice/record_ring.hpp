@@ -42,7 +42,11 @@
 //   the consumer zeroes them on release, and that write must come after the producer's.
 // - Consumer zeroes released bytes, then stores `head` with release; a producer loads `head`
 //   with acquire before it claims those bytes, so it sees them zeroed and its own stores land
-//   after the consumer's reads.
+//   after the consumer's reads. Producers of an mpsc_record_ring in one process measure room
+//   against `head_seen`, a copy of `head` on their own cache line, and load `head` only when
+//   the copy says a record does not fit (as spsc_record_ring's producer keeps its copy in a
+//   member); whoever loads a newer `head` stores it there with release, and the next
+//   reservation's acquire of the copy carries the consumer's release on.
 // - `tail` is only ever compared and swapped among producers: relaxed. It publishes nothing;
 //   headers do.
 //
@@ -467,6 +471,12 @@ class basic_record_ring {
     alignas(detail::cache_line) detail::atomic<std::uint64_t> head{0};
     // Reserved up to here. Written by producers (CAS in mpsc), read by producers and observers.
     alignas(detail::cache_line) detail::atomic<std::uint64_t> tail{0};
+    // The newest head some producer has loaded (mpsc, in one process): a reservation measures
+    // its room against this copy on the producers' own line, and reads head, which the consumer
+    // writes on every release, only when the copy says the record does not fit. Never ahead of
+    // head (it only ever holds loaded values of it, and head only grows), so a stale copy errs
+    // towards "full", and the producer then looks at head itself.
+    detail::atomic<std::uint64_t> head_seen{0};
     // Statistics written by producers, beside tail: a producer touches them right after claiming
     // tail's line. In flight = reserved - committed - discarded.
     detail::atomic<std::uint64_t> reserved{0};
@@ -746,16 +756,24 @@ class basic_record_ring {
     if constexpr (Policy::multi) {
       // Acquire pairs with the consumer's release of head: the bytes it freed are zeroed and
       // read before we write. Loaded before tail, so the tail we load is never behind it.
-      std::uint64_t h = ctl_->head.load(std::memory_order_acquire);
+      // In one process, head_seen stands for head (see control): its acquire pairs with the
+      // release that stored it below, after that producer's acquire of head, so the consumer's
+      // zeroing happens before our writes all the same. A shared ring reads head itself: a
+      // peer's copy would be one more word to distrust.
+      std::uint64_t h = Shared ? ctl_->head.load(std::memory_order_acquire)
+                               : ctl_->head_seen.load(std::memory_order_acquire);
       t = ctl_->tail.load(std::memory_order_relaxed);  // only compared and swapped among producers
       for (;;) {
         if constexpr (Shared) check_cursor(t, "the reservation cursor");  // in-process: only we write it
         pad = padding_for(t, footprint);
         if (distance(h, t) + pad + footprint > capacity_) {
-          // Full as far as we know: look once more, and give up if nothing moved.
+          // Full as far as we know: look at head itself, and give up if nothing moved.
           const std::uint64_t h2 = ctl_->head.load(std::memory_order_acquire);  // as above
           const std::uint64_t t2 = ctl_->tail.load(std::memory_order_relaxed);  // after head, as above
           if (h2 == h && t2 == t) return {};
+          // Release pairs with the acquire of head_seen above, in the next reservation of any
+          // producer. A racing producer may store an older head after ours: harmless, see control.
+          if (!Shared && h2 != h) ctl_->head_seen.store(h2, std::memory_order_release);
           h = h2;
           t = t2;
           continue;
