@@ -47,10 +47,10 @@ void report_percentiles(benchmark::State& state, std::vector<std::int64_t>& ns) 
 // thread, returning items until `stop`.
 template <class Ping, class Echo>
 void bounce(benchmark::State& state, Ping ping, Echo echo, bool sampled) {
-  std::atomic<bool> stop{false};
+  sluice_bench::pacing pace;  // the echo loop polls its stop flag: a line of its own
   std::thread other([&] {
     sluice_bench::pin_to(1);
-    echo(stop);
+    echo(pace.stop);
   });
   sluice_bench::pin_to(0);
   std::vector<std::int64_t> samples;
@@ -65,7 +65,7 @@ void bounce(benchmark::State& state, Ping ping, Echo echo, bool sampled) {
       ping(i++);
     }
   }
-  stop.store(true, std::memory_order_relaxed);  // the echo loop polls it; nothing else rides on it
+  pace.stop.store(true, std::memory_order_relaxed);  // the echo loop polls it; nothing else rides on it
   other.join();
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
   report_percentiles(state, samples);

@@ -7,7 +7,8 @@
 // Nobody ever sleeps here; the figures isolate the bookkeeping. The two-thread runs are what a
 // user sees; the one-thread runs are the bookkeeping's instruction cost alone. The policies run
 // in interleaved rounds; bench/ratios.py turns the JSON output into medians of the ratios
-// against no_waiting within each round.
+// against no_waiting within each round. Two controls run beside them: the baseline again (the
+// method's noise) and its twin, compiled a second time (what code placement alone does).
 #include <sluice/record_ring.hpp>
 #include <sluice/spsc_ring.hpp>
 
@@ -28,6 +29,14 @@ namespace {
 struct full_fence {
   static constexpr bool enabled = true;
   static constexpr bool asymmetric_fences = false;
+};
+
+// The baseline's twin: the same policy under another name, so the ring's code is compiled a
+// second time and lands elsewhere in the binary. Its ratio to the baseline is what code
+// placement alone does to a rate (0.9 or 1.1 is common with two threads), the floor under which
+// no difference between the policies means anything.
+struct no_waiting_twin {
+  static constexpr bool enabled = false;
 };
 
 constexpr std::uint64_t per_iteration = sluice_bench::items_per_iteration;
@@ -105,6 +114,7 @@ void policies(const std::string& family, sluice_bench::timing time) {
   // The control: the baseline again, after the others. Its ratio to the baseline is the noise
   // floor of the method on this machine (1 with no noise).
   sluice_bench::contender(family, "no_waiting_again", Body<sluice::no_waiting>::run, time);
+  sluice_bench::contender(family, "no_waiting_twin", Body<no_waiting_twin>::run, time);
 }
 
 template <class W> struct push_pop { static void run(benchmark::State& s) { spsc_ring_push_pop<W>(s); } };

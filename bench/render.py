@@ -209,6 +209,13 @@ def headline(suites):
                              ("mpsc_record_ring_16B", "`mpsc_record_ring` 16-byte records")):
             r = wa.ratio(family, "waitable")
             rows.append((f"Waiting support's cost, {what} (waitable / no_waiting)", r, 0.95, "at least 0.95"))
+        # One thread: no line moves, so the ratio is the bookkeeping alone, free of the placement
+        # noise that no_waiting_twin shows in the two-thread families.
+        for family, what in (("spsc_ring_push_pop_one_thread", "`spsc_ring` single items"),
+                             ("spsc_record_ring_16B_one_thread", "`spsc_record_ring` 16-byte records"),
+                             ("mpsc_record_ring_16B_one_thread", "`mpsc_record_ring` 16-byte records")):
+            r = wa.ratio(family, "waitable")
+            rows.append((f"Waiting support's cost in one thread, {what}", r, 0.95, "at least 0.95"))
     return rows
 
 
@@ -310,8 +317,8 @@ push and one pop, or one 16-byte record written and read), which are the same on
   between about 23 and 140 Mitems/s from one run to the next, as the virtual machine's two cores
   land near or far apart; every contender moves with it, and a ratio compares two programs that
   both wait mostly for lines to cross between cores.
-- **Single items (2x Boost's `spsc_queue`).** One push and one pop cost sluice's `spsc_ring` 61
-  instructions without waiting support and 69 with it, Boost's `spsc_queue` 29. The difference is
+- **Single items (2x Boost's `spsc_queue`).** One push and one pop cost sluice's `spsc_ring` 58
+  instructions without waiting support and 65 with it, Boost's `spsc_queue` 29. The difference is
   what sluice promises on every call: statistics a user can read at any time (committed,
   released, the high-water mark), the closed flag checked by every reservation, a check that no
   grant is outstanding on either side, the pending skipped tail on each pop, and the sleeper
@@ -319,8 +326,10 @@ push and one pop, or one 16-byte record written and read), which are the same on
   the ring runs far from empty and full; here the consumer keeps up and the ring runs near empty.
   Single items are where these guarantees cost most; the zero-copy batches are the way to move
   items at rate.
-- **Zero-copy batches (10x Boost's single items).** Close to the mark and bound by the same line
-  transfers: a batch of 64 items moves eight lines of data and the cursor lines each time.
+- **Zero-copy batches (10x Boost's single items).** At the mark, and bound by the same line
+  transfers: a batch of 64 items moves eight lines of data and the cursor lines each time. Before
+  the harness gave its pacing flags a line of their own (see the waiting bullet) this measured
+  7.7.
 - **Bulk bytes (3x Boost's ranges up to 256 B, never below it).** Small chunks pay one grant, one
   commit and one release per chunk where Boost's ranges pay one copy more. From about 1 KiB every
   contender is bound by moving the chunk's lines to the other core, which no ring can avoid; the
@@ -341,34 +350,33 @@ push and one pop, or one 16-byte record written and read), which are the same on
   read a line the consumer had just written, and 16-byte records from one producer ran at 10.8
   and 11.4 Mitems/s (3.6x and 3.5x the baseline, two runs of `bench_records --rounds=5
   --benchmark_filter='records_(1p|2p|4p)_16B/'`, 2026-12-05) against 16.5 and 22.0 Mitems/s
-  (5.5x and 7.3x) with the copy, and 21.7 (7.0x) in the run above. `spsc_record_ring`, with no
+  (5.5x and 7.3x) with the copy, and 23.7 (7.3x) in the run above. `spsc_record_ring`, with no
   compare-and-swap on the tail, is the one-producer choice.
 - **Waiting support (within 5% of the same ring without it).** In instructions (g++ 12, one
-  thread): `spsc_ring` 69 against 61 per push and pop, `spsc_record_ring` 120 against 116 and
+  thread): `spsc_ring` 65 against 58 per push and pop, `spsc_record_ring` 120 against 116 and
   `mpsc_record_ring` 118 against 114 per 16-byte record: a compiler barrier and one load of a
   line nobody writes, per commit and per release. That is what the `_one_thread` families
-  measure: 0.98 for both record rings and 0.94 for `spsc_ring`'s single items, whose 61
-  instructions make the 8 weigh most (a miss by a hair, on the bookkeeping alone; its zero-copy
-  grants, `spsc_ring_grants64`, pay the same per batch and measure 1.16 with two threads).
-  `spsc_record_ring` used to cost 146: the consumer's release named the head cursor in its
-  compiler barrier, which made gcc keep a producer's grant in memory wherever the two sides'
-  calls meet in one function; the plain barrier fixed it.
+  measure (the headline's one-thread rows). `spsc_ring` used to cost 69 against 61 and measured
+  0.94: its commit and release reloaded the control block's address after every atomic store
+  (gcc lets an atomic operation change any memory it cannot prove private), and the sleeper
+  check added one reload more; both now take the address once, and the released count follows
+  the cursor store as the committed count does. `spsc_record_ring` used to cost 146: the
+  consumer's release named the head cursor in its compiler barrier, which made gcc keep a
+  producer's grant in memory wherever the two sides' calls meet in one function; the plain
+  barrier fixed it.
 
-  Two-thread ratios follow the cache-line regime more than the instructions, and the
-  `mpsc_record_ring` family shows it most. Its body spins on refused reservations and empty
-  reads in a 64 KiB ring, and every contender alternates between an empty ring (on average 6 to
-  11 bytes in use when a read comes back empty, and 60 to 98% of reads do) and a full one (65,520
-  of 65,536 bytes in use when a reservation is refused, 1 to 5 refusals per record), so its rate
-  measures how often and for how long the consumer falls a whole ring behind. That moves with
-  code placement and the VM's scheduling, not with the per-record cost: on 2026-12-05, on this
-  machine, the same waiting code measured 0.63 before the `head_seen` change and 1.41 after it
-  (`bench_waiting --rounds=7 --benchmark_filter=mpsc_record_ring_16B/`), and 1.40 in the run
-  above, with `full_fence` (a full fence per commit and release) at 0.65 and 1.29 alongside.
-  Earlier runs had 0.98 (AMD EPYC, 2026-12-02) and 0.77 (Intel Xeon, 2026-12-03), and variants
-  built outside the tree took the gap apart without explaining it: with every line of waiting
-  code removed, so that two contenders ran the same source, they still measured 25% apart. So
-  the two-thread `mpsc_record_ring` ratio, met or missed, does not show the waiting support's
-  cost; the one-thread figures and the instruction counts do.
+  Code placement alone moves these rates by about 5%, which `no_waiting_twin` (the baseline
+  compiled a second time) shows: 0.95 to 1.05 in the run above, one thread included (1.045 for
+  `spsc_record_ring`), and 0.92 to 1.10 over three runs of `bench_waiting --rounds=9` on
+  2026-12-05. A single ratio near 0.95 is therefore within placement noise; the instruction
+  counts are not. The two-thread `mpsc_record_ring` family once swung from 0.63 to 1.41 with the
+  waiting code unchanged, and at about 4 Mitems/s: the harness kept its pacing flags (the
+  consumer's stop flag and item target) on the producer thread's stack, and the consumer polled
+  them beside whatever the producer's code kept there, so each build's register allocation
+  decided how much false sharing the producer suffered. With the flags on a line of their own
+  (`bench/two_threads.hpp`; the round-trip harness likewise) every policy runs at about 6
+  Mitems/s, and the ratio measured 0.98 to 0.99 in four runs, with an interquartile range of
+  2% or less.
 - **wake_up.** The median hand-off to a sleeping consumer is about 28 microseconds for both the
   condition variable and the ring: the time for the host to run an idle virtual CPU again. The
   tails (a millisecond and more at the 99th percentile) are the host's, and vary with it.
@@ -415,13 +423,15 @@ mutex-protected deque, and `spsc_record_ring` for one producer.
 """
 
 WAITING_TEXT = """
-`bench/bench_waiting.cpp`: the same non-blocking traffic under four waiting policies, nobody ever
+`bench/bench_waiting.cpp`: the same non-blocking traffic under the waiting policies, nobody ever
 sleeping: `no_waiting` (the baseline: commits never look for sleepers), `waitable` (the default:
 a compiler barrier and one plain load of the other side's sleeper word per commit and release,
 paired with the sleeper's `membarrier`), `full_fence` (the classic design, and the fallback where
-membarrier is missing), and `no_waiting_again`, the baseline once more, whose ratio is the
-method's noise floor. The `_one_thread` families fill and drain in one thread: no cache line
-moves, and what remains is the bookkeeping's instruction cost. The record rings order a header
+membarrier is missing), `no_waiting_again`, the baseline once more, whose ratio is the
+method's noise floor, and `no_waiting_twin`, the baseline's policy under another name: the same
+source compiled a second time, at other addresses, whose ratio is what code placement alone does
+to a rate. The `_one_thread` families fill and drain in one thread: no cache line moves, and
+what remains is the bookkeeping's instruction cost. The record rings order a header
 store with `atomic_signal_fence` rather than a barrier naming the header: naming it makes gcc
 keep the producer's grant in memory (16-byte records then ran at about half the rate).
 """

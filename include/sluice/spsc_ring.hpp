@@ -460,8 +460,7 @@ class spsc_ring {
     std::optional<T> value(data_[ridx_]);
     ++r_;
     if (++ridx_ == capacity_) ridx_ = 0;
-    add_released(1);
-    publish_read();
+    publish_read(1);
     return value;
   }
 
@@ -739,14 +738,17 @@ class spsc_ring {
     w_ += k;
     widx_ += k;
     if (widx_ >= capacity_) widx_ -= capacity_;
+    // A local copy of ctl_: the compiler treats every atomic operation as touching all memory
+    // it cannot see is private, so it would reload the member after each store below.
+    control& c = *ctl_;
     // Release pairs with the consumer's acquire in refresh_write(): the elements (and skip_index)
     // written before this store are visible to it once it sees the new cursor.
-    ctl_->write.store(w_, std::memory_order_release);
+    c.write.store(w_, std::memory_order_release);
     // One writer: a load and a store. Relaxed: a statistic, on our own line.
-    ctl_->committed.store(ctl_->committed.load(std::memory_order_relaxed) + k, std::memory_order_relaxed);
+    c.committed.store(c.committed.load(std::memory_order_relaxed) + k, std::memory_order_relaxed);
     if constexpr (Wait::enabled) {
       // Pairs with the consumer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      ctl_->consumer_wait.notify_after([this] { wake_consumer(); }, ctl_->write);
+      c.consumer_wait.notify_after([this] { wake_consumer(); }, c.write);
     }
   }
 
@@ -869,7 +871,7 @@ class spsc_ring {
     // write we loaded) lies at or beyond cached_write_ > r_, so neither test below can match it.
     if (ridx_ == cached_skip_index_) {
       pass_skip();
-      publish_read();  // the producer may reuse the skipped tail
+      publish_read(0);  // the producer may reuse the skipped tail
     }
     const std::uint64_t avail = cached_write_ - r_;
     size_type first = static_cast<size_type>(std::min<std::uint64_t>(avail, end_ - ridx_));
@@ -900,23 +902,21 @@ class spsc_ring {
       ridx_ = second;
       if (gap != 0) clear_skip();  // passed it (with no gap there was none to pass)
     }
-    add_released(first + second);
-    publish_read();
+    publish_read(first + second);
   }
 
-  void add_released(size_type k) noexcept {
-    // One writer: a load and a store. Relaxed: a statistic, on our own line.
-    ctl_->released.store(ctl_->released.load(std::memory_order_relaxed) + k, std::memory_order_relaxed);
-  }
-
-  // Publishes r_ and wakes a producer asleep for room if it now has enough.
-  void publish_read() noexcept {
+  // Publishes r_, counts `released` elements freed by it, and wakes a producer asleep for room
+  // if it now has enough.
+  void publish_read(size_type released) noexcept {
+    control& c = *ctl_;  // a local copy, as in publish_write()
     // Release pairs with the producer's acquire in refresh_read(): our reads of the freed slots
     // happen before it overwrites them.
-    ctl_->read.store(r_, std::memory_order_release);
+    c.read.store(r_, std::memory_order_release);
+    // One writer: a load and a store. Relaxed: a statistic, on our own line.
+    if (released != 0) c.released.store(c.released.load(std::memory_order_relaxed) + released, std::memory_order_relaxed);
     if constexpr (Wait::enabled) {
       // Pairs with the producer's heavy_fence() in wait_until_ready(): see detail/wait.hpp.
-      ctl_->producer_wait.notify_after([this] { wake_producer(); }, ctl_->read);
+      c.producer_wait.notify_after([this] { wake_producer(); }, c.read);
     }
   }
 
